@@ -1,0 +1,1 @@
+"""Subcommands of ``nnunet_kd``: one module each (``NAME``, ``HELP``, ``add_arguments``, ``run``); see cli.py."""

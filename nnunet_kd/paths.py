@@ -1,0 +1,54 @@
+"""Lazy, checked access to nnU-Net's folder environment variables.
+
+nnU-Net reads ``nnUNet_raw``, ``nnUNet_preprocessed`` and ``nnUNet_results`` at import time and only warns when
+they are missing; a command then fails much later with a ``TypeError`` on ``None``. We read them when needed and
+stop early with one message that says which variable is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from nnunet_kd.errors import ConfigurationError
+
+NNUNET_FOLDER_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+
+
+def nnunet_folder(variable: str) -> Path:
+    """Return the folder named by one of nnU-Net's environment variables.
+
+    Raises:
+        ConfigurationError: the variable is unset or empty.
+    """
+    if variable not in NNUNET_FOLDER_VARIABLES:
+        raise ValueError(f"not an nnU-Net folder variable: {variable}")
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        raise ConfigurationError(
+            f"environment variable {variable} is not set. nnU-Net needs nnUNet_raw, nnUNet_preprocessed and "
+            f"nnUNet_results (see nnU-Net's documentation/setting_up_paths.md), e.g. export {variable}=/data/{variable}"
+        )
+    return Path(value)
+
+
+def require_nnunet_environment(*variables: str) -> dict[str, Path]:
+    """Check several folder variables at once; the error lists every missing one."""
+    variables = variables or NNUNET_FOLDER_VARIABLES
+    missing = [v for v in variables if not os.environ.get(v, "").strip()]
+    if missing:
+        raise ConfigurationError(
+            f"environment variable(s) not set: {', '.join(missing)}. nnU-Net needs nnUNet_raw, nnUNet_preprocessed "
+            "and nnUNet_results pointing at writable folders (see nnU-Net's documentation/setting_up_paths.md)"
+        )
+    return {v: Path(os.environ[v]) for v in variables}
+
+
+def raw_dataset_folder(dataset_name: str) -> Path:
+    """``$nnUNet_raw/<dataset_name>``."""
+    return nnunet_folder("nnUNet_raw") / dataset_name
+
+
+def preprocessed_dataset_folder(dataset_name: str) -> Path:
+    """``$nnUNet_preprocessed/<dataset_name>``."""
+    return nnunet_folder("nnUNet_preprocessed") / dataset_name

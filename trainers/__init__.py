@@ -1,0 +1,10 @@
+"""nnUNetTrainer subclasses shipped by nnunet-kd (installed as ``nnunet_kd.trainers``).
+
+nnU-Net finds them through ``nnUNet_extTrainer=$(nnunet_kd trainer-dir)``, which re-exports every name in
+``__all__``. Class names are public API (they name results folders and are stored in checkpoints): never rename
+one, and never reuse a name of nnU-Net's built-in trainers (those are searched first and would win).
+"""
+
+from nnunet_kd.trainers.quick import nnUNetTrainerQuick, nnUNetTrainerQuickNoMirroring
+
+__all__ = ["nnUNetTrainerQuick", "nnUNetTrainerQuickNoMirroring"]

@@ -1,0 +1,43 @@
+"""Short-schedule trainers for the CPU quick profile (``nnunet_kd pipeline --quick``) and smoke tests.
+
+Like nnU-Net's own ``nnUNetTrainer_5epochs``, they change only the schedule: the mixin is combined with any
+trainer, so ``class nnUNetTrainerBoxGuidedQuick(QuickScheduleMixin, nnUNetTrainerBoxGuided)`` is the box-guided
+teacher on the quick schedule.
+"""
+
+from __future__ import annotations
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+
+class QuickScheduleMixin:
+    """Few epochs of few iterations: a model that learns something in minutes on 2 CPU cores."""
+
+    quick_num_epochs: int = 40
+    quick_iterations_per_epoch: int = 25
+    quick_val_iterations_per_epoch: int = 5
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = self.quick_num_epochs
+        self.num_iterations_per_epoch = self.quick_iterations_per_epoch
+        self.num_val_iterations_per_epoch = self.quick_val_iterations_per_epoch
+
+
+class NoMirroringMixin:
+    """No mirroring in augmentation nor in test-time augmentation (TTA costs 8x in 3D on CPU)."""
+
+    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
+        rotation, dummy_2d, initial_patch_size, _ = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+        self.inference_allowed_mirroring_axes = None
+        return rotation, dummy_2d, initial_patch_size, None
+
+
+class nnUNetTrainerQuick(QuickScheduleMixin, nnUNetTrainer):
+    """nnU-Net's default trainer on the quick schedule (the point-guided / plain baseline of the quick profile)."""
+
+
+class nnUNetTrainerQuickNoMirroring(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainer):
+    """Quick schedule without mirroring (fastest CPU smoke runs)."""
