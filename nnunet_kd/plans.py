@@ -81,3 +81,51 @@ def resolved_configuration(plans: dict[str, Any], name: str) -> dict[str, Any]:
     resolved = resolved_configuration(plans, parent)
     resolved.update(configuration)
     return resolved
+
+
+def small_plain_configuration(
+    plans: dict[str, Any],
+    base: str = "3d_fullres",
+    features: tuple[int, ...] = (8, 16, 32, 64),
+    patch_size: tuple[int, ...] | None = None,
+    batch_size: int = 2,
+) -> dict[str, Any]:
+    """A configuration that inherits ``base`` (same preprocessed data) with a small ``PlainConvUNet``.
+
+    For CPU smoke runs and the quick profile: ``len(features)`` stages, 3x3x3 kernels, stride 2 on every axis that
+    is still divisible by 2 (and at least 8 voxels) at that depth, one conv per stage. ``patch_size`` defaults to the
+    base configuration's patch size; every axis must be divisible by its total stride.
+
+    Raises:
+        ConfigurationError: ``base`` is missing or the patch cannot be divided by the network's strides.
+    """
+    base_config = resolved_configuration(plans, base)
+    patch = [int(p) for p in (patch_size or base_config["patch_size"])]
+    strides: list[list[int]] = [[1] * len(patch)]
+    size = list(patch)
+    for _ in features[1:]:
+        step = [2 if s % 2 == 0 and s >= 8 else 1 for s in size]
+        size = [s // k for s, k in zip(size, step)]
+        strides.append(step)
+    if all(s == 1 for s in strides[-1]):
+        raise ConfigurationError(f"patch {patch} is too small or indivisible for {len(features)} stages")
+    base_arch = base_config["architecture"]
+    kwargs = dict(base_arch["arch_kwargs"])
+    kwargs.update(
+        n_stages=len(features),
+        features_per_stage=list(features),
+        kernel_sizes=[[3] * len(patch) for _ in features],
+        strides=strides,
+        n_conv_per_stage=[1] * len(features),
+        n_conv_per_stage_decoder=[1] * (len(features) - 1),
+    )
+    return {
+        "inherits_from": base,
+        "patch_size": patch,
+        "batch_size": batch_size,
+        "architecture": {
+            "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+            "arch_kwargs": kwargs,
+            "_kw_requires_import": list(base_arch["_kw_requires_import"]),
+        },
+    }

@@ -1,0 +1,15 @@
+"""Test-only trainers (never shipped): a few iterations, no mirroring.
+
+Found by nnU-Net through ``nnUNet_extTrainer=<trainer-dir>:<repo>/tests/ext_trainers``. Absolute imports only,
+no side effects (nnU-Net imports every module of an ext folder during any external lookup).
+"""
+
+from nnunet_kd.trainers.quick import nnUNetTrainerQuickNoMirroring
+
+
+class nnUNetTrainerQuickNoMirroring_test(nnUNetTrainerQuickNoMirroring):
+    """One epoch of two iterations and one validation iteration."""
+
+    quick_num_epochs = 1
+    quick_iterations_per_epoch = 2
+    quick_val_iterations_per_epoch = 1

@@ -1,0 +1,39 @@
+"""Session fixtures: one phantom dataset, preprocessed once, with a tiny CPU configuration added to its plans."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import NnunetEnvironment
+from nnunet_kd.phantom_dataset import write_phantom_dataset
+from nnunet_kd.phantoms import PhantomConfig
+from nnunet_kd.plans import add_configuration, load_plans, small_plain_configuration
+
+DATASET_ID = 901
+DATASET_NAME = "Dataset901_ItPhantom"
+TINY_CONFIG = "3d_tiny"
+#: small but anatomically complete: 32 x 320 x 320 mm field of view... at 5-6 mm voxels
+PHANTOM = PhantomConfig(shape_zyx=(40, 64, 64), spacing_xyz=(5.0, 5.0, 6.0), max_diameter_mm=45.0)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def nnunet_env(tmp_path_factory) -> NnunetEnvironment:
+    env = NnunetEnvironment(tmp_path_factory.mktemp("nnunet"))
+    env.make_dirs()
+    return env
+
+
+@pytest.fixture(scope="session")
+def preprocessed_dataset(nnunet_env: NnunetEnvironment) -> str:
+    """Dataset901 (6 training + 2 test phantoms) planned and preprocessed by the real command, plus ``3d_tiny``."""
+    write_phantom_dataset(nnunet_env.raw, DATASET_ID, "ItPhantom", num_training=6, num_test=2, seed=3, config=PHANTOM)
+    nnunet_env.run("nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "1", "-npfp", "1",
+                   "--verify_dataset_integrity")
+    plans_file = nnunet_env.preprocessed / DATASET_NAME / "nnUNetPlans.json"
+    add_configuration(plans_file, TINY_CONFIG, small_plain_configuration(load_plans(plans_file), features=(4, 8, 16, 32)))
+    return DATASET_NAME

@@ -1,0 +1,66 @@
+"""nnUNetTrainerDualOutput: trains the dual-output ("DO") student, segmentation + axial box mask.
+
+Use with a student configuration (``nnunet_kd add-student -d 501 [--dual-output]``): the trainer builds the
+dual-output variant of the student the plans name (so inference with ``-tr nnUNetTrainerDualOutput`` rebuilds the
+same network and loads its box decoder too; the predictor then gets segmentation logits only). The loss is nnU-Net's
+segmentation loss + ``box_loss_weight`` × Dice/CE of the box decoder's output against the axial box mask of the
+patch's label (:mod:`nnunet_kd.networks.dual_output_loss`).
+"""
+
+from __future__ import annotations
+
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+from torch import nn
+from torch._dynamo import OptimizedModule
+
+from nnunet_kd.errors import ConfigurationError
+from nnunet_kd.student_plans import DUAL_OUTPUT_STUDENT_CLASS, STUDENT_CLASSES
+
+
+class nnUNetTrainerDualOutput(nnUNetTrainer):
+    """nnU-Net's trainer with the dual-output student network and the segmentation + box loss."""
+
+    box_loss_weight: float = 1.0
+
+    @staticmethod
+    def build_network_architecture(plans_manager: PlansManager,
+                                   configuration_manager: ConfigurationManager,
+                                   num_input_channels: int,
+                                   num_output_channels: int,
+                                   enable_deep_supervision: bool = True) -> nn.Module:
+        class_name = configuration_manager.network_arch_class_name
+        if class_name not in STUDENT_CLASSES:
+            raise ConfigurationError(
+                f"nnUNetTrainerDualOutput needs a student configuration (network {STUDENT_CLASSES[0]}), but this "
+                f"configuration builds {class_name}; add one with: nnunet_kd add-student -d <dataset> --dual-output"
+            )
+        return get_network_from_plans(
+            DUAL_OUTPUT_STUDENT_CLASS,
+            configuration_manager.network_arch_init_kwargs,
+            configuration_manager.network_arch_init_kwargs_req_import,
+            num_input_channels,
+            num_output_channels,
+            allow_init=True,
+            deep_supervision=enable_deep_supervision)
+
+    def _build_loss(self) -> nn.Module:
+        from nnunet_kd.networks.dual_output_loss import DualOutputLoss, NetworkBoxOutputLoss
+
+        axial_axis = list(self.plans_manager.transpose_forward).index(0)
+        if len(self.configuration_manager.patch_size) == 2 and axial_axis != 0:
+            raise ConfigurationError(
+                f"configuration {self.configuration_name!r} is 2D but its slices are not axial "
+                f"(transpose_forward {self.plans_manager.transpose_forward}); the box head needs axial slices"
+            )
+        loss = DualOutputLoss(super()._build_loss(), self.box_loss_weight, axial_axis,
+                              ignore_label=self.label_manager.ignore_label)
+        return NetworkBoxOutputLoss(loss, self._last_box_logits)
+
+    def _last_box_logits(self) -> torch.Tensor | None:
+        network = self.network.module if self.is_ddp else self.network
+        if isinstance(network, OptimizedModule):
+            network = network._orig_mod
+        return network.last_box_logits
