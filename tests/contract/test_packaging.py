@@ -31,6 +31,12 @@ def test_wheel_has_no_top_level_package_but_nnunet_kd(wheel):
     assert "nnunet_kd/trainers/quick.py" in names  # the repo's trainers/ folder, installed inside the package
     assert "nnunet_kd/dataset_conversion/__init__.py" in names
     assert "nnunet_kd/trainer_lookup/nnunet_kd_trainer_exports.py" in names
+    # every package of the source tree is in the wheel (setup.cfg lists them one by one)
+    for init in sorted(REPO.glob("nnunet_kd/**/__init__.py")):
+        assert init.relative_to(REPO).as_posix() in names, f"{init} missing from the wheel: add it to setup.cfg"
+    for folder, package in (("trainers", "nnunet_kd/trainers"), ("dataset_conversion", "nnunet_kd/dataset_conversion")):
+        for module in sorted((REPO / folder).glob("*.py")):
+            assert f"{package}/{module.name}" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "nnunet_kd = nnunet_kd.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
