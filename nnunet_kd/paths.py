@@ -52,3 +52,34 @@ def raw_dataset_folder(dataset_name: str) -> Path:
 def preprocessed_dataset_folder(dataset_name: str) -> Path:
     """``$nnUNet_preprocessed/<dataset_name>``."""
     return nnunet_folder("nnUNet_preprocessed") / dataset_name
+
+
+def resolve_dataset_name(dataset: str | int) -> str:
+    """``"500"`` or ``"Dataset500_Name"`` -> ``"Dataset500_Name"``, looked up like nnU-Net does (raw,
+    preprocessed and results folders).
+
+    Raises:
+        ConfigurationError: no such dataset.
+    """
+    from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+
+    try:
+        return maybe_convert_to_dataset_name(str(dataset))
+    except RuntimeError:
+        raise ConfigurationError(
+            f"dataset {dataset!r} not found under nnUNet_raw, nnUNet_preprocessed or nnUNet_results"
+        ) from None
+
+
+def plans_file(dataset: str | int, plans_identifier: str = "nnUNetPlans") -> Path:
+    """``$nnUNet_preprocessed/<dataset>/<plans_identifier>.json`` (the file may not exist yet)."""
+    return preprocessed_dataset_folder(resolve_dataset_name(dataset)) / f"{plans_identifier}.json"
+
+
+def dataset_folder_name(dataset_id: int, name: str) -> str:
+    """nnU-Net's ``Dataset%03d_Name`` (id 1..999, alphanumeric name)."""
+    if not 0 < dataset_id < 1000:
+        raise ConfigurationError(f"dataset id {dataset_id} must be between 1 and 999")
+    if not name or not name.replace("_", "").isalnum():
+        raise ConfigurationError(f"dataset name {name!r} must be alphanumeric (underscores allowed)")
+    return f"Dataset{dataset_id:03d}_{name}"

@@ -30,20 +30,12 @@ import SimpleITK as sitk
 from nnunet_kd.atomic import atomic_path
 from nnunet_kd.boxes import axial_box_mask
 from nnunet_kd.errors import ConfigurationError
+from nnunet_kd.paths import dataset_folder_name
 from nnunet_kd.phantoms import Phantom, PhantomConfig, case_rng, config_to_dict, make_phantom
 
 Role = Literal["strong", "weak"]
 REQUEST_FILE = "phantoms.json"
 BOXES_TR, BOXES_TS, REFERENCE_TR = "boxesTr", "boxesTs", "referenceTr"
-
-
-def dataset_folder_name(dataset_id: int, name: str) -> str:
-    """nnU-Net's ``Dataset%03d_Name``."""
-    if not 0 < dataset_id < 1000:
-        raise ConfigurationError(f"dataset id {dataset_id} must be between 1 and 999")
-    if not name or not name.replace("_", "").isalnum():
-        raise ConfigurationError(f"dataset name {name!r} must be alphanumeric (underscores allowed)")
-    return f"Dataset{dataset_id:03d}_{name}"
 
 
 def phantom_image(array: np.ndarray, spacing_xyz, dtype=None) -> sitk.Image:

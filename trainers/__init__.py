@@ -5,6 +5,19 @@ nnU-Net finds them through ``nnUNet_extTrainer=$(nnunet_kd trainer-dir)``, which
 one, and never reuse a name of nnU-Net's built-in trainers (those are searched first and would win).
 """
 
+from nnunet_kd.trainers.box_guided import (
+    nnUNetTrainerBoxGuided,
+    nnUNetTrainerBoxGuidedMerged,
+    nnUNetTrainerBoxGuidedNoBoxAug,
+    nnUNetTrainerBoxGuidedQuick,
+)
 from nnunet_kd.trainers.quick import nnUNetTrainerQuick, nnUNetTrainerQuickNoMirroring
 
-__all__ = ["nnUNetTrainerQuick", "nnUNetTrainerQuickNoMirroring"]
+__all__ = [
+    "nnUNetTrainerBoxGuided",
+    "nnUNetTrainerBoxGuidedMerged",
+    "nnUNetTrainerBoxGuidedNoBoxAug",
+    "nnUNetTrainerBoxGuidedQuick",
+    "nnUNetTrainerQuick",
+    "nnUNetTrainerQuickNoMirroring",
+]

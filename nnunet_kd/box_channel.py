@@ -1,0 +1,140 @@
+"""The box channel of box-guided models, on nnU-Net's cascade input path.
+
+nnU-Net feeds a cascaded configuration with a "previous stage segmentation": at training time from
+``<folder>/<case>.b2nd`` files in preprocessed geometry, at inference from ``nnUNetv2_predict
+-prev_stage_predictions <folder>`` files in raw geometry. It treats that map as a segmentation (nearest/label-aware
+resampling and spatial augmentation, so it stays binary), never passes it through intensity augmentation, and
+appends it to the image as one-hot channels after augmentation. We use that path for the axial box mask.
+
+This module holds:
+
+- :class:`AxialBoxChannelTransform`: the batchgeneratorsv2 transform that replaces the previous-stage channel of a
+  training sample by the boxes of the *augmented* label (optionally perturbed like real annotations, see
+  :mod:`nnunet_kd.box_augmentation`), removing lesions whose box was dropped from the target;
+- :func:`write_preprocessed_box_files`: exact boxes of every preprocessed label, written where the data loader and
+  nnU-Net's final validation read them;
+- :func:`axial_axis_after_transpose`: where the axial axis of the raw image lands in preprocessed arrays.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
+
+from nnunet_kd.atomic import atomic_path
+from nnunet_kd.box_augmentation import BoxAugmentation, augment_boxes
+from nnunet_kd.boxes import axial_box_mask, axial_boxes_from_label, label_lesions, rasterize_boxes
+
+BOX_FOLDER_PREFIX = "boxes_"
+PREVIOUS_STAGE_NAME = "boxes"
+
+
+def axial_axis_after_transpose(transpose_forward: list[int] | tuple[int, ...]) -> int:
+    """Index of the raw image's axial axis (SimpleITK array axis 0) in nnU-Net's preprocessed arrays.
+
+    nnU-Net stores preprocessed data as ``raw.transpose(transpose_forward)``, so raw axis 0 ends up at the position
+    where ``transpose_forward`` lists 0.
+    """
+    return list(transpose_forward).index(0)
+
+
+class AxialBoxChannelTransform(BasicTransform):
+    """Put the axial boxes of the (augmented) label into a segmentation channel.
+
+    Operates on one sample's ``segmentation`` tensor ``(C, *spatial)`` (int16, ``C >= 2``): channel
+    ``label_channel`` is the target, channel ``box_channel`` (the previous-stage channel) is overwritten with the
+    box mask (0/1). Must run after all spatial augmentation and after padding (-1) was mapped to background, and
+    before ``MoveSegAsOneHotToDataTransform`` moves the box channel into the image.
+
+    Args:
+        axial_axis: spatial axis (0-based, excluding the channel axis) that indexes axial slices.
+        spacing: voxel size per spatial axis in mm (the configuration's spacing).
+        augmentation: perturbation of the exact boxes; ``None`` for exact boxes.
+        merge_per_slice: one box per slice around all lesions (the paper's code) instead of one per lesion.
+        label_channel, box_channel: channels of the segmentation tensor.
+    """
+
+    def __init__(
+        self,
+        axial_axis: int,
+        spacing: tuple[float, ...],
+        augmentation: BoxAugmentation | None = None,
+        merge_per_slice: bool = False,
+        label_channel: int = 0,
+        box_channel: int = 1,
+    ):
+        super().__init__()
+        self.axial_axis = axial_axis
+        self.spacing = tuple(float(s) for s in spacing)
+        self.augmentation = augmentation
+        self.merge_per_slice = merge_per_slice
+        self.label_channel = label_channel
+        self.box_channel = box_channel
+
+    def get_parameters(self, **data_dict) -> dict:
+        return {"seed": int(np.random.randint(0, 2**31 - 1))}  # numpy global RNG: seeded per DA worker by nnU-Net
+
+    def apply(self, data_dict: dict, **params) -> dict:
+        # only the segmentation changes (BasicTransform.apply would set unhandled entries such as the image to None)
+        data_dict["segmentation"] = self._apply_to_segmentation(data_dict["segmentation"], **params)
+        return data_dict
+
+    def _apply_to_segmentation(self, segmentation: torch.Tensor, seed: int) -> torch.Tensor:
+        label = segmentation[self.label_channel].numpy()
+        in_plane = [a for a in range(label.ndim) if a != self.axial_axis]
+        boxes = axial_boxes_from_label(label, self.axial_axis, self.merge_per_slice)
+        if self.augmentation is not None:
+            # merged boxes all carry lesion 0: one group, so slice dropping keeps at least one of them
+            boxes, dropped = augment_boxes(
+                boxes,
+                np.random.default_rng(seed),
+                (self.spacing[in_plane[0]], self.spacing[in_plane[1]]),
+                (label.shape[in_plane[0]], label.shape[in_plane[1]]),
+                self.augmentation,
+            )
+            if dropped:  # a lesion without a box is not to be segmented: remove it from the target
+                removed = label > 0 if self.merge_per_slice else np.isin(label_lesions(label)[0], sorted(dropped))
+                segmentation[self.label_channel][torch.from_numpy(removed)] = 0
+        mask = rasterize_boxes(boxes, label.shape, self.axial_axis)
+        segmentation[self.box_channel] = torch.from_numpy(mask.astype(np.int16))
+        return segmentation
+
+
+def box_folder(preprocessed_dataset_folder: str | os.PathLike, data_identifier: str) -> Path:
+    """Where the preprocessed box files of a configuration live: ``<dataset>/boxes_<data_identifier>``."""
+    return Path(preprocessed_dataset_folder) / f"{BOX_FOLDER_PREFIX}{data_identifier}"
+
+
+def write_preprocessed_box_files(
+    preprocessed_data_folder: str | os.PathLike, target_folder: str | os.PathLike, axial_axis: int,
+    merge_per_slice: bool = False,
+) -> int:
+    """Write the exact axial boxes of every preprocessed label ``<case>_seg.b2nd`` as ``<target>/<case>.b2nd``.
+
+    The boxes are derived in preprocessed geometry (after nnU-Net's cropping and resampling), so they align with the
+    data by construction. Existing files are kept (reruns are cheap); each file is written atomically.
+
+    Returns:
+        The number of files written.
+    """
+    import blosc2
+    from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
+
+    source, target = Path(preprocessed_data_folder), Path(target_folder)
+    target.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for seg_file in sorted(source.glob("*_seg.b2nd")):
+        case = seg_file.name[: -len("_seg.b2nd")]
+        out = target / f"{case}.b2nd"
+        if out.exists():
+            continue
+        seg = np.asarray(blosc2.open(urlpath=str(seg_file), mode="r")[:])[0]
+        boxes = axial_box_mask(seg > 0, axial_axis, merge_per_slice)
+        with atomic_path(out) as tmp:
+            nnUNetDatasetBlosc2.save_seg(boxes, str(tmp)[: -len(".b2nd")])
+        written += 1
+    return written

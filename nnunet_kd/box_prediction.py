@@ -1,0 +1,86 @@
+"""Box-guided prediction on a folder: check the box masks, run nnU-Net's predictor, optionally constrain.
+
+Prediction itself is ``nnUNetv2_predict ... -prev_stage_predictions <boxes>`` (nnU-Net's cascade input path, no
+plugin code); this module adds the input checks before it and the box constraint after it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from nnunet_kd.atomic import atomic_path
+from nnunet_kd.box_constraint import ConstraintReport, constrain_to_boxes
+from nnunet_kd.box_inputs import image_cases, require_valid_box_masks, same_geometry
+from nnunet_kd.errors import InputError, NnunetKdError
+
+
+def constrain_folder(
+    predictions: str | os.PathLike, boxes: str | os.PathLike, output: str | os.PathLike, margin_mm: float,
+    file_ending: str = ".nii.gz",
+) -> dict[str, ConstraintReport]:
+    """Apply :func:`constrain_to_boxes` to every prediction in a folder (output may be the same folder)."""
+    reports: dict[str, ConstraintReport] = {}
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    for prediction_file in sorted(Path(predictions).glob(f"*{file_ending}")):
+        case = prediction_file.name[: -len(file_ending)]
+        box_file = Path(boxes) / prediction_file.name
+        if not box_file.is_file():
+            raise InputError(f"{case}: box mask {box_file} is missing")
+        prediction, box = sitk.ReadImage(str(prediction_file)), sitk.ReadImage(str(box_file))
+        mismatch = same_geometry(prediction, box)
+        if mismatch:
+            raise InputError(f"{case}: box mask {mismatch.replace('image', 'prediction')}")
+        seg, report = constrain_to_boxes(sitk.GetArrayFromImage(prediction), sitk.GetArrayFromImage(box),
+                                         tuple(reversed(prediction.GetSpacing())), margin_mm)
+        constrained = sitk.GetImageFromArray(seg.astype(np.uint8))
+        constrained.CopyInformation(prediction)
+        with atomic_path(output / prediction_file.name) as tmp:
+            sitk.WriteImage(constrained, str(tmp), useCompression=True)
+        reports[case] = report
+    return reports
+
+
+def summarize_constraint(reports: dict[str, ConstraintReport]) -> str:
+    empty = sum(r.empty_boxes for r in reports.values())
+    boxes = sum(r.num_boxes for r in reports.values())
+    removed = sum(r.removed_voxels for r in reports.values())
+    line = f"box constraint: removed {removed} voxels outside the boxes in {len(reports)} case(s)"
+    if empty:
+        cases = [c for c, r in reports.items() if r.empty_boxes]
+        line += f"; WARNING: {empty} of {boxes} boxes have no predicted tumour ({', '.join(cases[:10])})"
+    return line
+
+
+def predict_with_boxes(
+    images: str | os.PathLike, boxes: str | os.PathLike, output: str | os.PathLike, dataset: str,
+    configuration: str, trainer: str, folds: Sequence[str], plans: str = "nnUNetPlans",
+    constrain_margin_mm: float | None = None, extra_args: Sequence[str] = (), file_ending: str = ".nii.gz",
+) -> dict[str, ConstraintReport] | None:
+    """Check box masks, predict with ``nnUNetv2_predict -prev_stage_predictions``, then optionally constrain.
+
+    Raises:
+        InputError: a case's box mask is missing, on another grid, or not binary (nothing is predicted).
+        NnunetKdError: nnU-Net's prediction failed.
+    """
+    require_valid_box_masks(images, boxes, file_ending)
+    command = [str(Path(sys.executable).parent / "nnUNetv2_predict"), "-i", str(images), "-o", str(output),
+               "-d", str(dataset), "-c", configuration, "-tr", trainer, "-p", plans, "-f", *map(str, folds),
+               "-prev_stage_predictions", str(boxes), *extra_args]
+    result = subprocess.run(command)
+    if result.returncode != 0:
+        raise NnunetKdError(f"nnUNetv2_predict failed (exit {result.returncode}): {' '.join(command)}")
+    if constrain_margin_mm is None:
+        return None
+    expected = set(image_cases(images, file_ending))
+    written = {p.name[: -len(file_ending)] for p in Path(output).glob(f"*{file_ending}")}
+    if expected - written:
+        raise NnunetKdError(f"nnUNetv2_predict wrote no prediction for {sorted(expected - written)}")
+    return constrain_folder(output, boxes, output, constrain_margin_mm, file_ending)
