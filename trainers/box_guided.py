@@ -24,6 +24,7 @@ from nnunet_kd.box_channel import (
 )
 from nnunet_kd.box_config import check_box_guided_configuration
 from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin
+from nnunet_kd.user_errors import exit_on_user_error
 
 #: nnU-Net's own cascade perturbations of the previous-stage channel; box augmentation replaces them.
 _REPLACED_CASCADE_AUGMENTATIONS = ("ApplyRandomBinaryOperatorTransform",
@@ -35,11 +36,15 @@ class nnUNetTrainerBoxGuided(nnUNetTrainer):
 
     box_augmentation: BoxAugmentation | None = BoxAugmentation()
     merge_boxes_per_slice: bool = False
+    #: every training patch contains tumour (nnU-Net: 0.33), as the paper's teacher saw crops around the tumour
+    foreground_patch_fraction: float = 1.0
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        check_box_guided_configuration(self.configuration_manager, self.label_manager, configuration)
+        with exit_on_user_error(type(self).__name__):
+            check_box_guided_configuration(self.configuration_manager, self.label_manager, configuration)
+        self.oversample_foreground_percent = self.foreground_patch_fraction
         self.box_axial_axis = axial_axis_after_transpose(self.plans_manager.transpose_forward)
         self.folder_with_segs_from_previous_stage = str(
             box_folder(self.preprocessed_dataset_folder_base, self.configuration_manager.data_identifier)

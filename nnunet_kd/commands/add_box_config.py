@@ -13,6 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-p", "--plans", default="nnUNetPlans", help="plans identifier (default nnUNetPlans)")
     parser.add_argument("-c", "--configuration", default="3d_fullres", help="configuration to inherit (default 3d_fullres)")
     parser.add_argument("--name", default=None, help="name of the new configuration (default <configuration>_box)")
+    parser.add_argument("--patch-size", type=int, nargs="+", default=None,
+                        help="patch size of the teacher (default: the base configuration's)")
     parser.add_argument("--overwrite", action="store_true", help="replace a different configuration of that name")
 
 
@@ -21,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_kd.paths import plans_file
 
     path = plans_file(args.dataset, args.plans)
-    name, changed = add_box_guided_configuration(path, args.configuration, args.name, args.overwrite)
+    name, changed = add_box_guided_configuration(path, args.configuration, args.name, args.overwrite,
+                                                args.patch_size)
     print(f"{'added' if changed else 'already present'}: configuration {name!r} in {path}")
     print(f"train it with: nnUNetv2_train {args.dataset} {name} <fold> -tr nnUNetTrainerBoxGuided -p {args.plans}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness import NnunetEnvironment
+from nnunet_kd.box_config import add_box_guided_configuration
 from nnunet_kd.phantom_dataset import write_phantom_dataset
 from nnunet_kd.phantoms import PhantomConfig
 from nnunet_kd.plans import add_configuration, load_plans, small_plain_configuration
@@ -12,8 +13,12 @@ from nnunet_kd.plans import add_configuration, load_plans, small_plain_configura
 DATASET_ID = 901
 DATASET_NAME = "Dataset901_ItPhantom"
 TINY_CONFIG = "3d_tiny"
-#: small but anatomically complete: 32 x 320 x 320 mm field of view... at 5-6 mm voxels
-PHANTOM = PhantomConfig(shape_zyx=(40, 64, 64), spacing_xyz=(5.0, 5.0, 6.0), max_diameter_mm=45.0)
+BOX_CONFIG = "3d_tiny_box"
+BOX_TEACHER = "nnUNetTrainerBoxGuided_test"
+#: small but anatomically complete: a 320 x 320 x 240 mm chest at 5-6 mm voxels; tumours of 25-50 mm (5-10 voxels)
+PHANTOM = PhantomConfig(shape_zyx=(40, 64, 64), spacing_xyz=(5.0, 5.0, 6.0), min_diameter_mm=25.0, max_diameter_mm=50.0)
+#: the box-guided teacher trains on tumour-centred crops (as in the paper), much faster to learn than whole images
+BOX_PATCH = [24, 32, 32]
 
 
 def pytest_collection_modifyitems(items):
@@ -35,5 +40,13 @@ def preprocessed_dataset(nnunet_env: NnunetEnvironment) -> str:
     nnunet_env.run("nnUNetv2_plan_and_preprocess", "-d", str(DATASET_ID), "-c", "3d_fullres", "-np", "1", "-npfp", "1",
                    "--verify_dataset_integrity")
     plans_file = nnunet_env.preprocessed / DATASET_NAME / "nnUNetPlans.json"
-    add_configuration(plans_file, TINY_CONFIG, small_plain_configuration(load_plans(plans_file), features=(4, 8, 16, 32)))
+    add_configuration(plans_file, TINY_CONFIG, small_plain_configuration(load_plans(plans_file), features=(8, 16, 32, 64)))
+    add_box_guided_configuration(plans_file, TINY_CONFIG, BOX_CONFIG, patch_size=BOX_PATCH)
     return DATASET_NAME
+
+
+@pytest.fixture(scope="session")
+def box_teacher(nnunet_env: NnunetEnvironment, preprocessed_dataset: str):
+    """The session's box-guided teacher (fold 0, 200 iterations), trained with the real nnUNetv2_train."""
+    nnunet_env.run("nnUNetv2_train", str(DATASET_ID), BOX_CONFIG, "0", "-tr", BOX_TEACHER, "-device", "cpu")
+    return nnunet_env.results / preprocessed_dataset / f"{BOX_TEACHER}__nnUNetPlans__{BOX_CONFIG}"
