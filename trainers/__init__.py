@@ -11,6 +11,17 @@ from nnunet_kd.trainers.box_guided import (
     nnUNetTrainerBoxGuidedNoBoxAug,
     nnUNetTrainerBoxGuidedQuick,
 )
+from nnunet_kd.trainers.distillation import (
+    nnUNetTrainerKD,
+    nnUNetTrainerKDQuick,
+    nnUNetTrainerMKD,
+    nnUNetTrainerMKD_ATRC,
+    nnUNetTrainerMKD_LowLevel,
+    nnUNetTrainerMKD_PaperWeights,
+    nnUNetTrainerMKD_Uniform,
+    nnUNetTrainerMKDQuick,
+)
+from nnunet_kd.trainers.dual_output import nnUNetTrainerDualOutput
 from nnunet_kd.trainers.quick import nnUNetTrainerQuick, nnUNetTrainerQuickNoMirroring
 
 __all__ = [
@@ -18,6 +29,15 @@ __all__ = [
     "nnUNetTrainerBoxGuidedMerged",
     "nnUNetTrainerBoxGuidedNoBoxAug",
     "nnUNetTrainerBoxGuidedQuick",
+    "nnUNetTrainerDualOutput",
+    "nnUNetTrainerKD",
+    "nnUNetTrainerKDQuick",
+    "nnUNetTrainerMKD",
+    "nnUNetTrainerMKD_ATRC",
+    "nnUNetTrainerMKD_LowLevel",
+    "nnUNetTrainerMKD_PaperWeights",
+    "nnUNetTrainerMKD_Uniform",
+    "nnUNetTrainerMKDQuick",
     "nnUNetTrainerQuick",
     "nnUNetTrainerQuickNoMirroring",
 ]

@@ -1,0 +1,76 @@
+"""Teacher specification: parsing, validation messages, the command-line teacher syntax, idempotent writing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nnunet_kd.errors import ConfigurationError
+from nnunet_kd.kd_spec import SPEC_ENV, load_spec, parse_spec, parse_teacher_argument, spec_path, write_spec
+
+TEACHER = {"dataset": 500, "trainer": "nnUNetTrainerBoxGuided", "configuration": "3d_fullres_box"}
+
+
+def test_defaults_and_overrides():
+    spec = parse_spec({"teachers": [TEACHER, {**TEACHER, "folds": [0, 1], "weight": 2}], "temperature": 4.0})
+    first, second = spec.teachers
+    assert first.dataset == "500" and first.plans == "nnUNetPlans" and first.folds == "same"
+    assert first.checkpoint == "checkpoint_final.pth" and first.weight is None
+    assert first.resolved_folds(3) == (3,) and second.resolved_folds(3) == (0, 1) and second.weight == 2.0
+    assert spec.overrides == {"temperature": 4.0}
+
+
+@pytest.mark.parametrize(
+    "obj, message",
+    [
+        ([], "expected an object"),
+        ({"teachers": []}, "at least one teacher"),
+        ({"teachers": [{"dataset": 1}]}, "lacks trainer, configuration"),
+        ({"teachers": [{**TEACHER, "fold": 0}]}, "unknown keys"),
+        ({"teachers": [{**TEACHER, "folds": []}]}, "folds must be"),
+        ({"teachers": [{**TEACHER, "weight": -1}]}, "weight must be a positive"),
+        ({"teachers": [TEACHER], "temperature": 0}, "invalid temperature"),
+        ({"teachers": [TEACHER], "weighting": "best"}, "invalid weighting"),
+        ({"teachers": [TEACHER], "weighting": "fixed"}, "needs a weight for every teacher"),
+        ({"teachers": [TEACHER], "feature_loss": "l1"}, "invalid feature_loss"),
+        ({"teachers": [TEACHER], "T": 2}, "unknown keys"),
+    ],
+)
+def test_invalid_specs_name_the_problem(obj, message):
+    with pytest.raises(ConfigurationError, match=message):
+        parse_spec(obj, "spec.json")
+
+
+def test_load_spec_errors_and_location(tmp_path, monkeypatch):
+    monkeypatch.delenv(SPEC_ENV, raising=False)
+    assert spec_path(tmp_path) == tmp_path / "kd_teachers.json"
+    with pytest.raises(ConfigurationError, match="not found"):
+        load_spec(tmp_path / "kd_teachers.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(ConfigurationError, match="not valid JSON"):
+        load_spec(broken)
+    monkeypatch.setenv(SPEC_ENV, str(broken))
+    assert spec_path(tmp_path) == broken
+
+
+def test_teacher_argument_syntax():
+    assert parse_teacher_argument("500:T:3d") == {"dataset": "500", "trainer": "T", "configuration": "3d"}
+    assert parse_teacher_argument("500:T:3d:0,1:0.5") == {"dataset": "500", "trainer": "T", "configuration": "3d",
+                                                          "folds": [0, 1], "weight": 0.5}
+    assert parse_teacher_argument("500:T:3d:same")["folds"] == "same"
+    with pytest.raises(ConfigurationError, match="expected DATASET"):
+        parse_teacher_argument("500:T")
+
+
+def test_write_spec_is_idempotent_and_refuses_to_clobber(tmp_path):
+    path = tmp_path / "kd_teachers.json"
+    spec = {"teachers": [TEACHER]}
+    assert write_spec(path, spec) is True
+    stamp = path.stat().st_mtime_ns
+    assert write_spec(path, spec) is False and path.stat().st_mtime_ns == stamp
+    with pytest.raises(ConfigurationError, match="--overwrite"):
+        write_spec(path, {"teachers": [TEACHER], "alpha": 0.5})
+    assert json.loads(path.read_text()) == spec
+    assert write_spec(path, {"teachers": [TEACHER], "alpha": 0.5}, overwrite=True) is True

@@ -1,0 +1,216 @@
+"""Distillation trainers: frozen teachers supervise the student through softened logits and features.
+
+``nnUNetTrainerDistillationBase`` owns the training step (nnU-Net 2.8.1's ``train_step`` with one change: the loss
+comes from :meth:`compute_loss`); everything else is in :mod:`nnunet_kd.distillation`. Teachers and hyper-parameters
+come from the spec file (:mod:`nnunet_kd.kd_spec`), checked in ``__init__`` so that a bad spec stops the run before
+any training. Variants set class attributes only; a variant's name promises its setting, so a spec may not override
+an attribute the variant fixes.
+
+The student network is nnU-Net's own (or a compact one from the plans): ``nnUNetv2_predict`` of a distilled model
+needs no teacher, no boxes and no spec.
+"""
+
+import numpy as np
+import torch
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+from nnunetv2.utilities.helpers import dummy_context
+from torch import autocast
+
+from nnunet_kd.atomic import atomic_write_json
+from nnunet_kd.distillation import DistillationObjective, KDConfig
+from nnunet_kd.errors import ConfigurationError
+from nnunet_kd.kd_logging import log_epoch_values, plot_kd_progress, register_keys
+from nnunet_kd.kd_spec import HYPER_PARAMETERS, KDSpec, load_spec, spec_path
+from nnunet_kd.teachers import StudentContext, check_teacher, load_teacher
+from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin
+from nnunet_kd.user_errors import exit_on_user_error
+
+_COMPONENTS = ("kd_seg", "kd_mid", "kd_kl")
+
+
+class nnUNetTrainerDistillationBase(nnUNetTrainer):
+    """Shared base of the distillation trainers (not meant to be trained directly: it distils nothing by itself)."""
+
+    temperature: float = 2.0
+    alpha: float = 0.1
+    beta: float = 0.1
+    weighting: str = "adaptive"
+    feature_stages: tuple = ()
+    feature_loss: str = "mse"
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        with exit_on_user_error(type(self).__name__):
+            self.kd_spec = load_spec(spec_path(self.preprocessed_dataset_folder_base))
+            self.kd_config = self._effective_config(self.kd_spec)
+            self.kd_student = self._student_context()
+            for index, teacher in enumerate(self.kd_spec.teachers):
+                check_teacher(teacher, teacher.label(index), self.kd_student)
+        self.kd_objective: DistillationObjective | None = None
+        self.kd_log_keys = [*_COMPONENTS, *(f"kd_weight_{t.label(i)}" for i, t in enumerate(self.kd_spec.teachers))]
+        register_keys(self.logger, self.kd_log_keys)
+
+    # ------------------------------------------------------------------------------------------ configuration
+    def _effective_config(self, spec: KDSpec) -> KDConfig:
+        values = {name: getattr(self, name) for name in HYPER_PARAMETERS}
+        for name, value in spec.overrides.items():
+            if getattr(type(self), name) != getattr(nnUNetTrainerDistillationBase, name):
+                raise ConfigurationError(
+                    f"{spec.source} sets {name}, which {type(self).__name__} fixes to {getattr(type(self), name)!r}; "
+                    f"remove it from the spec or train with a trainer that does not fix it"
+                )
+            values[name] = value
+        values["feature_stages"] = tuple(values["feature_stages"])
+        return KDConfig(**values)
+
+    def _student_context(self) -> StudentContext:
+        cm = self.configuration_manager
+        return StudentContext(plans=self.plans_manager.plans, configuration=self.configuration_name,
+                              dataset_json=self.dataset_json, fold=self.fold, patch_size=tuple(cm.patch_size),
+                              transpose_forward=tuple(self.plans_manager.transpose_forward),
+                              spacing=tuple(cm.spacing), num_image_channels=len(self.dataset_json["channel_names"]))
+
+    def _do_i_compile(self):
+        return False  # feature hooks under torch.compile are not verified: keep the student eager
+
+    # ------------------------------------------------------------------------------------------ set-up
+    def initialize(self):
+        super().initialize()
+        with exit_on_user_error(type(self).__name__):
+            teachers = [load_teacher(t, t.label(i), self.kd_student, self.device, self.enable_deep_supervision)
+                        for i, t in enumerate(self.kd_spec.teachers)]
+            ds_weights = list(getattr(self.loss, "weight_factors", (1.0,)))
+            fixed = [t.weight or 1.0 for t in self.kd_spec.teachers] if any(
+                t.weight for t in self.kd_spec.teachers) else None
+            self.kd_objective = DistillationObjective(teachers, self.kd_config, ds_weights, fixed).to(self.device)
+            if self.kd_config.feature_stages:
+                patch = self.configuration_manager.patch_size
+                channels = len(self.dataset_json["channel_names"])
+                example = torch.zeros((1, channels, *patch), device=self.device)
+                self.kd_objective.attach_features(self.network, example,
+                                                  torch.zeros((1, 1, *patch), device=self.device))
+                self.kd_objective.to(self.device)
+        adapters = [p for p in self.kd_objective.parameters() if p.requires_grad]
+        if adapters:
+            self.optimizer.add_param_group({"params": adapters})
+        for teacher in teachers:
+            self.print_to_log_file(f"distillation teacher {teacher.label}: {teacher.model_folder} folds "
+                                   f"{list(teacher.folds)}, box input: {teacher.needs_boxes}, normalisation "
+                                   f"converted: {teacher.normalization.needed}")
+
+    def on_train_start(self):
+        super().on_train_start()
+        if self.local_rank == 0:
+            atomic_write_json(f"{self.output_folder}/kd_spec.json",
+                              {"spec_file": self.kd_spec.source, **self.kd_spec.to_json(),
+                               "effective": {k: list(v) if isinstance(v, tuple) else v
+                                             for k, v in vars(self.kd_config).items()}})
+
+    # ------------------------------------------------------------------------------------------ training step
+    def compute_loss(self, data: torch.Tensor, target) -> dict:
+        """Student forward, nnU-Net's segmentation loss, and the distillation terms (see DistillationObjective)."""
+        output = self.network(data)
+        seg = self.loss(output, target)
+        outputs = list(output) if isinstance(output, (list, tuple)) else [output]
+        targets = list(target) if isinstance(target, (list, tuple)) else [target]
+        return self.kd_objective(outputs, targets, data, seg)
+
+    def train_step(self, batch: dict) -> dict:
+        # nnU-Net 2.8.1 train_step; the loss comes from compute_loss, adapters are clipped and stepped too
+        data = batch["data"].to(self.device, non_blocking=True)
+        target = batch["target"]
+        target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
+            else target.to(self.device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
+            losses = self.compute_loss(data, target)
+        loss = losses["loss"]
+        parameters = [*self.network.parameters(), *self.kd_objective.parameters()]
+        if self.grad_scaler is not None:
+            self.grad_scaler.scale(loss).backward()
+            self.grad_scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(parameters, 12)
+            self.grad_scaler.step(self.optimizer)
+            self.grad_scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 12)
+            self.optimizer.step()
+        mean_weights = losses["weights"].mean(0).cpu().numpy()
+        out = {"loss": loss.detach().cpu().numpy(),
+               **{f"kd_{k}": losses[k].detach().float().cpu().numpy() for k in ("seg", "mid", "kl")}}
+        out.update({key: mean_weights[j] for j, key in enumerate(self.kd_log_keys[len(_COMPONENTS):])})
+        return out
+
+    def on_train_epoch_end(self, train_outputs):
+        super().on_train_epoch_end(train_outputs)
+        values = {key: float(np.mean([o[key] for o in train_outputs])) for key in self.kd_log_keys}
+        log_epoch_values(self.logger, values, self.current_epoch)
+        self.print_to_log_file(", ".join(f"{k} {v:.4f}" for k, v in values.items()))
+
+    def on_epoch_end(self):
+        super().on_epoch_end()
+        if self.local_rank == 0:
+            plot_kd_progress(self.logger, self.kd_log_keys, self.output_folder)
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self, filename: str) -> None:
+        super().save_checkpoint(filename)
+        if self.local_rank == 0 and not self.disable_checkpointing and self.kd_objective is not None:
+            state = self.kd_objective.state_dict()
+            if state:  # adapters live beside the network weights, never inside them
+                checkpoint = torch.load(filename, map_location="cpu", weights_only=False)
+                checkpoint["kd_adapters"] = state
+                torch.save(checkpoint, filename)
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        super().load_checkpoint(filename_or_checkpoint)
+        checkpoint = filename_or_checkpoint if isinstance(filename_or_checkpoint, dict) else torch.load(
+            filename_or_checkpoint, map_location=self.device, weights_only=False)
+        if "kd_adapters" in checkpoint and self.kd_objective is not None:
+            self.kd_objective.load_state_dict(checkpoint["kd_adapters"])
+
+
+class nnUNetTrainerKD(nnUNetTrainerDistillationBase):
+    """Logit distillation only: Seg + β·KL (1..N teachers, adaptive per-sample weights)."""
+
+
+class nnUNetTrainerMKD(nnUNetTrainerDistillationBase):
+    """Multi-scale distillation: Seg + α·Mid + β·KL with features of the first three encoder stages (MSE after
+    1x1x1 adapters) and logits, from 1..N teachers with adaptive per-sample weights."""
+
+    feature_stages = ("encoder.stages.0", "encoder.stages.1", "encoder.stages.2")
+
+
+class nnUNetTrainerMKD_LowLevel(nnUNetTrainerMKD):
+    """Ablation (IJCNN-2026 paper: low-level features distil best): the first encoder stage only."""
+
+    feature_stages = ("encoder.stages.0",)
+
+
+class nnUNetTrainerMKD_ATRC(nnUNetTrainerMKD):
+    """Mid = attention transfer + region contrast (Ben Loussaief et al.), channel-free: no adapters."""
+
+    feature_loss = "at_rc"
+
+
+class nnUNetTrainerMKD_Uniform(nnUNetTrainerMKD):
+    """Ablation: every teacher weighs the same (no adaptive weighting)."""
+
+    weighting = "uniform"
+
+
+class nnUNetTrainerMKD_PaperWeights(nnUNetTrainerMKD):
+    """Reproduction only: the weight formula as printed in the multi-teacher paper (w_j ∝ DiceLoss_j), which gives
+    the worse teacher more weight (see nnunet_kd.teacher_weights)."""
+
+    weighting = "paper_literal"
+
+
+class nnUNetTrainerKDQuick(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerKD):
+    """Logit distillation on the CPU quick schedule."""
+
+
+class nnUNetTrainerMKDQuick(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerMKD):
+    """Multi-scale distillation on the CPU quick schedule."""
