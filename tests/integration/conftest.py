@@ -15,6 +15,8 @@ DATASET_NAME = "Dataset901_ItPhantom"
 TINY_CONFIG = "3d_tiny"
 BOX_CONFIG = "3d_tiny_box"
 BOX_TEACHER = "nnUNetTrainerBoxGuided_test"
+WIDE_CONFIG = "3d_tiny_wide"  # twice the channels of 3d_tiny: a teacher whose features need adapters
+PLAIN_TEACHER = "nnUNetTrainerQuickNoMirroring_test"
 #: small but anatomically complete: a 320 x 320 x 240 mm chest at 5-6 mm voxels; tumours of 25-50 mm (5-10 voxels)
 PHANTOM = PhantomConfig(shape_zyx=(40, 64, 64), spacing_xyz=(5.0, 5.0, 6.0), min_diameter_mm=25.0, max_diameter_mm=50.0)
 #: the box-guided teacher trains on tumour-centred crops (as in the paper), much faster to learn than whole images
@@ -41,6 +43,7 @@ def preprocessed_dataset(nnunet_env: NnunetEnvironment) -> str:
                    "--verify_dataset_integrity")
     plans_file = nnunet_env.preprocessed / DATASET_NAME / "nnUNetPlans.json"
     add_configuration(plans_file, TINY_CONFIG, small_plain_configuration(load_plans(plans_file), features=(8, 16, 32, 64)))
+    add_configuration(plans_file, WIDE_CONFIG, small_plain_configuration(load_plans(plans_file), features=(16, 32, 64, 128)))
     add_box_guided_configuration(plans_file, TINY_CONFIG, BOX_CONFIG, patch_size=BOX_PATCH)
     return DATASET_NAME
 
@@ -50,3 +53,10 @@ def box_teacher(nnunet_env: NnunetEnvironment, preprocessed_dataset: str):
     """The session's box-guided teacher (fold 0, 200 iterations), trained with the real nnUNetv2_train."""
     nnunet_env.run("nnUNetv2_train", str(DATASET_ID), BOX_CONFIG, "0", "-tr", BOX_TEACHER, "-device", "cpu")
     return nnunet_env.results / preprocessed_dataset / f"{BOX_TEACHER}__nnUNetPlans__{BOX_CONFIG}"
+
+
+@pytest.fixture(scope="session")
+def plain_teacher(nnunet_env: NnunetEnvironment, preprocessed_dataset: str):
+    """A plain (point-guided) teacher, wider than the students, on 3d_tiny_wide (2 iterations: a weak teacher)."""
+    nnunet_env.run("nnUNetv2_train", str(DATASET_ID), WIDE_CONFIG, "0", "-tr", PLAIN_TEACHER, "-device", "cpu")
+    return nnunet_env.results / preprocessed_dataset / f"{PLAIN_TEACHER}__nnUNetPlans__{WIDE_CONFIG}"

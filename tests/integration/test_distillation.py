@@ -1,0 +1,110 @@
+"""Distillation with the real commands: two teachers (box-guided + plain), resume, student-only prediction."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from conftest import BOX_CONFIG, BOX_TEACHER, DATASET_NAME, PLAIN_TEACHER, TINY_CONFIG, WIDE_CONFIG
+
+from nnunet_kd.teachers import load_checkpoint_weights, weights_hash
+
+STUDENT = "nnUNetTrainerMKD_test"
+
+
+def _teacher_hashes(*folders):
+    return {str(f): weights_hash(load_checkpoint_weights(f / "fold_0" / "checkpoint_final.pth")) for f in folders}
+
+
+@pytest.fixture(scope="module")
+def spec_file(nnunet_env, box_teacher, plain_teacher, tmp_path_factory):
+    path = tmp_path_factory.mktemp("spec") / "kd_teachers.json"
+    nnunet_env.run("nnunet_kd", "kd-spec", "-d", "901", "--teacher", f"901:{BOX_TEACHER}:{BOX_CONFIG}",
+                   "--teacher", f"901:{PLAIN_TEACHER}:{WIDE_CONFIG}:0", "-o", str(path))
+    return path
+
+
+def test_mkd_with_two_teachers_resume_and_student_prediction(nnunet_env, box_teacher, plain_teacher, spec_file,
+                                                             tmp_path):
+    before = _teacher_hashes(box_teacher, plain_teacher)
+    nnunet_env.run("nnUNetv2_train", "901", TINY_CONFIG, "0", "-tr", STUDENT, "-device", "cpu",
+                   NNUNET_KD_SPEC=str(spec_file))
+    fold = nnunet_env.results / DATASET_NAME / f"{STUDENT}__nnUNetPlans__{TINY_CONFIG}" / "fold_0"
+    checkpoint = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+
+    # adapters (the wide teacher has twice the student's channels) are saved beside, never inside, the network
+    adapters = checkpoint["kd_adapters"]
+    assert adapters and all("adapter" in k for k in adapters)
+    assert not [k for k in checkpoint["network_weights"] if "adapter" in k or "feature_losses" in k]
+    from nnunet_kd.trainers import nnUNetTrainerMKD  # the student network is the plain plans network
+    from nnunet_kd.plans import load_plans
+
+    plans = load_plans(fold.parent / "plans.json")
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+    manager = PlansManager(plans)
+    student = nnUNetTrainerMKD.build_network_architecture(manager, manager.get_configuration(TINY_CONFIG), 1, 2, True)
+    assert set(checkpoint["network_weights"]) == set(student.state_dict())
+
+    # every component and teacher weight logged once per epoch; spec copied; extra progress plot
+    log = checkpoint["logging"]
+    for key in ("kd_seg", "kd_mid", "kd_kl", "kd_weight_teacher0", "kd_weight_teacher1"):
+        assert len(log[key]) == 2, key
+    assert all(abs(a + b - 1) < 1e-5 for a, b in zip(log["kd_weight_teacher0"], log["kd_weight_teacher1"]))
+    assert json.loads((fold / "kd_spec.json").read_text())["effective"]["feature_stages"][0] == "encoder.stages.0"
+    assert (fold / "progress_kd.png").stat().st_size > 1000
+
+    # --c: the teachers are reloaded and the adapters restored (then saved again unchanged: no epoch left to run)
+    nnunet_env.run("nnUNetv2_train", "901", TINY_CONFIG, "0", "-tr", STUDENT, "-device", "cpu", "--c",
+                   NNUNET_KD_SPEC=str(spec_file))
+    resumed = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    assert set(resumed["kd_adapters"]) == set(adapters)
+    assert all(torch.equal(resumed["kd_adapters"][k], adapters[k]) for k in adapters)
+
+    # the student predicts alone: no teacher, no boxes, no spec
+    out = tmp_path / "student_predictions"
+    nnunet_env.run("nnUNetv2_predict", "-i", str(nnunet_env.raw / DATASET_NAME / "imagesTs"), "-o", str(out),
+                   "-d", "901", "-c", TINY_CONFIG, "-tr", STUDENT, "-f", "0", "-device", "cpu", "-npp", "0",
+                   "-nps", "0", NNUNET_KD_SPEC="/nonexistent/spec.json")
+    assert len(list(out.glob("*.nii.gz"))) == 2
+    assert _teacher_hashes(box_teacher, plain_teacher) == before  # teachers untouched
+
+
+def _train_error(nnunet_env, spec, fold="1"):
+    result = nnunet_env.run("nnUNetv2_train", "901", TINY_CONFIG, fold, "-tr", STUDENT, "-device", "cpu",
+                            check=False, NNUNET_KD_SPEC=str(spec))
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("nnunet_kd: error:")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert not (nnunet_env.results / DATASET_NAME / f"{STUDENT}__nnUNetPlans__{TINY_CONFIG}" / f"fold_{fold}"
+                / "checkpoint_latest.pth").exists()
+    return errors[0]
+
+
+def test_bad_specs_stop_before_training_with_one_clear_error(nnunet_env, box_teacher, plain_teacher, spec_file,
+                                                             tmp_path):
+    assert "not found" in _train_error(nnunet_env, tmp_path / "missing.json")
+    malformed = tmp_path / "malformed.json"
+    malformed.write_text('{"teachers": [')
+    assert "not valid JSON" in _train_error(nnunet_env, malformed)
+    valid = json.loads(spec_file.read_text())
+    valid["teachers"][0]["folds"] = [0]  # the student runs fold 1 here, the teachers only have fold 0
+    spec = json.loads(json.dumps(valid))
+    spec["teachers"][1]["folds"] = [3]
+    missing_fold = tmp_path / "missing_fold.json"
+    missing_fold.write_text(json.dumps(spec))
+    assert "fold 3 has no checkpoint_final.pth" in _train_error(nnunet_env, missing_fold)
+    # an incompatible teacher: same network, but planned at another spacing
+    fake = box_teacher.parent / f"nnUNetTrainerFakeSpacing__nnUNetPlans__{BOX_CONFIG}"
+    shutil.copytree(box_teacher, fake, dirs_exist_ok=True)
+    plans = json.loads((fake / "plans.json").read_text())
+    plans["configurations"]["3d_fullres"]["spacing"] = [3.0, 2.5, 2.5]
+    (fake / "plans.json").write_text(json.dumps(plans))
+    spec = json.loads(json.dumps(valid))
+    spec["teachers"][0]["trainer"] = "nnUNetTrainerFakeSpacing"
+    incompatible = tmp_path / "incompatible.json"
+    incompatible.write_text(json.dumps(spec))
+    assert "target spacing" in _train_error(nnunet_env, incompatible)
