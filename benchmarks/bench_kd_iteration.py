@@ -1,0 +1,153 @@
+"""Time per training iteration: distillation (KD / MKD, 1 or 2 same-size teachers) vs nnU-Net's plain step.
+
+The plain step is nnU-Net's: student forward, ``DC_and_CE_loss`` under ``DeepSupervisionWrapper`` with nnU-Net's
+weights, backward, gradient clipping at 12, SGD step. The distillation steps add exactly what
+``nnUNetTrainerDistillationBase.train_step`` adds: the frozen teachers' forward passes on the same batch and
+:class:`nnunet_kd.distillation.DistillationObjective` (KL on every deep-supervision output, features through hooks,
+adaptive teacher weights). Data loading is excluded (it is the same for both). Variants are interleaved round by
+round so that machine noise hits all of them alike; medians are reported. Peak memory: each variant once more in a
+fresh process (``ru_maxrss``; on CUDA ``torch.cuda.max_memory_allocated``).
+
+    python benchmarks/bench_kd_iteration.py --plan phantom --rounds 10
+    python benchmarks/bench_kd_iteration.py --plan ct --rounds 5 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from dynamic_network_architectures.architectures.unet import PlainConvUNet
+from torch import nn
+
+PLANS = {  # (patch, features, strides, batch size)
+    "phantom": ((40, 64, 64), (32, 64, 128, 256), ((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2)), 2),
+    "ct": ((80, 160, 160), (32, 64, 128, 256, 320, 320),
+           ((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (1, 2, 2)), 2),
+}
+VARIANTS = ("nnUNetTrainer", "KD 1 teacher", "MKD 1 teacher", "KD 2 teachers", "MKD 2 teachers")
+
+
+def network(plan: str) -> PlainConvUNet:
+    _, features, strides, _ = PLANS[plan]
+    n = len(features)
+    return PlainConvUNet(1, n, list(features), nn.Conv3d, 3, [list(s) for s in strides], 2, 2, 2, True,
+                         nn.InstanceNorm3d, {"eps": 1e-5, "affine": True}, None, None, nn.LeakyReLU,
+                         {"inplace": True}, deep_supervision=True)
+
+
+def build(plan: str, variant: str, device: torch.device):
+    from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
+    from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+    from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+
+    from nnunet_kd.distillation import DistillationObjective, KDConfig
+    from nnunet_kd.kd_spec import TeacherSpec
+    from nnunet_kd.normalization import NormalizationConversion
+    from nnunet_kd.teachers import FrozenTeacher
+
+    patch, features, strides, batch = PLANS[plan]
+    student = network(plan).to(device)
+    weights = [1 / 2**i for i in range(len(features) - 1)]
+    weights[-1] = 0
+    weights = [w / sum(weights) for w in weights]  # nnU-Net's deep-supervision weights
+    loss = DeepSupervisionWrapper(DC_and_CE_loss({"batch_dice": False, "smooth": 1e-5, "do_bg": False}, {}, 1, 1,
+                                                 dice_class=MemoryEfficientSoftDiceLoss), weights)
+    optimizer = torch.optim.SGD(student.parameters(), 1e-2, momentum=0.99, nesterov=True, weight_decay=3e-5)
+    objective = None
+    if variant != "nnUNetTrainer":
+        count = 2 if "2 teachers" in variant else 1
+        teachers = [FrozenTeacher(TeacherSpec("1", "T", "c"), f"t{j}", [network(plan).to(device).eval()
+                                                                        .requires_grad_(False)], None, (0,), False, 0,
+                                  NormalizationConversion(), [list(s) for s in strides]) for j in range(count)]
+        stages = ("encoder.stages.0", "encoder.stages.1", "encoder.stages.2") if variant.startswith("MKD") else ()
+        objective = DistillationObjective(teachers, KDConfig(feature_stages=stages), weights).to(device)
+        data = torch.zeros((1, 1, *patch), device=device)
+        objective.attach_features(student, data, torch.zeros((1, 1, *patch), device=device))
+        if list(objective.parameters()):
+            optimizer.add_param_group({"params": list(objective.parameters())})
+    data = torch.randn((batch, 1, *patch), device=device)
+    label = torch.zeros((batch, 1, *patch), device=device)
+    label[:, :, 10:20, 20:40, 20:40] = 1
+    targets, current = [], label
+    for stride in strides[1:]:
+        targets.append(current)
+        current = current[:, :, :: stride[0], :: stride[1], :: stride[2]]
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, enabled=device.type == "cuda"):
+            output = student(data)
+            seg = loss(output, targets)
+            total = objective(list(output), targets, data, seg)["loss"] if objective is not None else seg
+        total.backward()
+        parameters = list(student.parameters()) + (list(objective.parameters()) if objective is not None else [])
+        torch.nn.utils.clip_grad_norm_(parameters, 12)
+        optimizer.step()
+
+    return step
+
+
+def timed(step, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def peak_memory(plan: str, variant: str, device: str) -> float:
+    """Peak memory (MiB) of two steps of one variant in a fresh process."""
+    code = (f"import sys; sys.argv=['x']; import torch, resource; from bench_kd_iteration import build;"
+            f"d=torch.device('{device}'); s=build('{plan}', '{variant}', d); s(); s();"
+            f"print(torch.cuda.max_memory_allocated()/2**20 if d.type=='cuda' else "
+            f"resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=__file__.rsplit("/", 1)[0])
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plan", choices=sorted(PLANS), default="phantom")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-memory", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    steps = {v: build(args.plan, v, device) for v in VARIANTS}
+    for step in steps.values():  # warm-up
+        step()
+    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    for _ in range(args.rounds):
+        for variant, step in steps.items():
+            times[variant].append(timed(step, device))
+    base = statistics.median(times["nnUNetTrainer"])
+    result = {}
+    print(f"plan {args.plan}, patch {PLANS[args.plan][0]}, batch {PLANS[args.plan][3]}, device {args.device}, "
+          f"{args.rounds} interleaved rounds")
+    print(f"| variant | median s/iteration | ratio | peak memory MiB | memory ratio |\n|---|---:|---:|---:|---:|")
+    memory = {v: (None if args.no_memory else peak_memory(args.plan, v, args.device)) for v in VARIANTS}
+    for variant in VARIANTS:
+        median = statistics.median(times[variant])
+        mem = memory[variant]
+        mem_ratio = f"{mem / memory['nnUNetTrainer']:.2f}" if mem else "-"
+        print(f"| {variant} | {median:.3f} | {median / base:.2f} | {mem:.0f} | {mem_ratio} |" if mem
+              else f"| {variant} | {median:.3f} | {median / base:.2f} | - | - |")
+        result[variant] = {"median_s": median, "ratio": median / base, "peak_mib": mem}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Teachers on scarce labels: box-guided vs point-guided vs box-supervised (Dice etc. on held-out phantoms).
+
+Reuses a pipeline work folder (``nnunet_kd pipeline --quick -w WORK --stages data plan teacher`` makes the strong
+dataset 500 with its test set and the box-guided teacher). Adds:
+
+- point-guided teacher = nnU-Net's plain trainer on the same strong cases and configuration, no box input;
+- box-supervised teacher = the plain trainer on dataset 505, whose labels are the filled boxes of 500's labels
+  (``nnunet_kd boxes-to-labels``), planned with 500's plans;
+
+then predicts the test set with all three (the box-guided one with the test boxes) and writes an evaluation report.
+
+    python benchmarks/bench_teachers.py -w nnunet_kd_work
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from nnunet_kd.pipeline.profiles import PROFILES
+from nnunet_kd.pipeline.runner import CommandRunner, pipeline_environment
+from nnunet_kd.pipeline.stages import PLANS, STRONG, STRONG_NAME, TeacherStudentPipeline
+
+COARSE, COARSE_NAME = 505, "LungPhantomBoxLabels"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-w", "--work-dir", required=True, type=Path)
+    parser.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    args = parser.parse_args()
+    work = args.work_dir.resolve()
+    env = pipeline_environment(work, use_existing_folders=False)
+    runner = CommandRunner(env, work / "logs")
+    pipeline = TeacherStudentPipeline(PROFILES[args.profile], work, env, runner)
+    p = pipeline.profile
+    for stage in pipeline.stages()[:3]:  # data, plan, box-guided teacher
+        if not stage.done():
+            stage.run()
+    strong = pipeline.dataset_folder(STRONG, STRONG_NAME)
+    coarse = pipeline.dataset_folder(COARSE, COARSE_NAME)
+    timings = {}
+    if not (coarse / "dataset.json").is_file():
+        runner.run("bench-teachers", ["nnunet_kd", "boxes-to-labels", "-i", STRONG, "-d", COARSE, "--name",
+                                      COARSE_NAME, "--from", "labels"])
+    if not pipeline.plans_file(COARSE, COARSE_NAME).is_file():
+        runner.run("bench-teachers", ["nnUNetv2_extract_fingerprint", "-d", COARSE, "-np", "1"])
+        runner.run("bench-teachers", ["nnUNetv2_move_plans_between_datasets", "-s", STRONG, "-t", COARSE, "-sp",
+                                      PLANS, "-tp", PLANS])
+        runner.run("bench-teachers", ["nnUNetv2_preprocess", "-d", COARSE, "-plans_name", PLANS, "-c", "3d_fullres",
+                                      "-np", "1"])
+    teachers = {  # name: (dataset, dataset name, trainer, configuration, boxes at inference)
+        "box-guided": (STRONG, STRONG_NAME, p.box_trainer, pipeline.box_configuration, True),
+        "point-guided": (STRONG, STRONG_NAME, p.plain_trainer, p.student_configuration, False),
+        "box-supervised": (COARSE, COARSE_NAME, p.plain_trainer, p.student_configuration, False),
+    }
+    report = work / "bench_teachers"
+    evaluate = ["nnunet_kd", "evaluate", "--ref", strong / "labelsTs", "-o", report, "--no-plots"]
+    for name, (dataset, dataset_name, trainer, configuration, boxes) in teachers.items():
+        model = pipeline.dataset_folder(dataset, dataset_name, pipeline.results) / \
+            f"{trainer}__{PLANS}__{configuration}" / "fold_all"
+        if not (model / "checkpoint_final.pth").is_file():
+            start = time.time()
+            runner.run(f"bench-{name}", ["nnUNetv2_train", dataset, configuration, "all", "-tr", trainer, "-device",
+                                         p.device, "--c"])
+            timings[name] = time.time() - start
+        out = report / "predictions" / name
+        if len(list(out.glob("*.nii.gz"))) < p.num_test:
+            command = ["nnUNetv2_predict", "-i", strong / "imagesTs", "-o", out, "-d", dataset, "-c", configuration,
+                       "-tr", trainer, "-f", "all", "-device", p.device, "--disable_tta"]
+            runner.run(f"bench-{name}", command + (["-prev_stage_predictions", strong / "boxesTs"] if boxes else []))
+        evaluate += ["--pred", f"{name}={out}"]
+    runner.run("bench-teachers", evaluate)
+    print((report / "report.md").read_text())
+    print("training wall time (s):", {k: round(v) for k, v in timings.items()})
+
+
+if __name__ == "__main__":
+    main()

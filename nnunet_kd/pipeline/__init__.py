@@ -1,0 +1,1 @@
+"""The end-to-end teacher-student pipeline (``nnunet_kd pipeline``)."""

@@ -1,0 +1,77 @@
+"""Pipeline profiles: how much data, which configurations and trainers (their class names fix the schedules)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nnunet_kd.phantoms import PhantomConfig
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that differs between the CPU quick run and a full GPU run.
+
+    Attributes:
+        phantom: phantom geometry and tumour sizes.
+        num_strong, num_weak, num_test: strong training cases (voxel labels), weak training cases (boxes only), and
+            held-out strong test cases.
+        student_configuration: configuration of the students (added to the plans for the quick profile).
+        student_patch: patch of the quick students (``None``: the planned one).
+        teacher_patch: patch of the box-guided teacher (tumour-centred crops); ``None``: the student's.
+        box_trainer, plain_trainer, kd_trainer: nnU-Net trainer class names (schedules are class attributes).
+        teacher_fold: the teacher trains on all strong cases (``all``), as in the paper.
+        device: ``cpu`` or ``cuda``.
+        compact_width, compact_aspp_rates: the compact student (depthwise-separable residual U-Net + ASPP).
+    """
+
+    name: str
+    phantom: PhantomConfig
+    num_strong: int
+    num_weak: int
+    num_test: int
+    student_configuration: str
+    student_patch: tuple[int, int, int] | None
+    teacher_patch: tuple[int, int, int] | None
+    box_trainer: str
+    plain_trainer: str
+    kd_trainer: str
+    device: str
+    teacher_fold: str = "all"
+    compact_width: float = 1.0
+    compact_aspp_rates: tuple[int, ...] = (1, 2)
+    small_features: tuple[int, ...] = field(default=(8, 16, 32, 64))
+
+
+QUICK = Profile(
+    name="quick",
+    phantom=PhantomConfig(shape_zyx=(40, 64, 64), spacing_xyz=(5.0, 5.0, 6.0), min_diameter_mm=25.0,
+                          max_diameter_mm=50.0),
+    num_strong=8,
+    num_weak=8,
+    num_test=6,
+    student_configuration="3d_quick",
+    student_patch=(32, 48, 48),
+    teacher_patch=(24, 32, 32),
+    box_trainer="nnUNetTrainerBoxGuidedQuick",
+    plain_trainer="nnUNetTrainerQuickNoMirroring",
+    kd_trainer="nnUNetTrainerMKDQuick",
+    device="cpu",
+)
+
+FULL = Profile(
+    name="full",
+    phantom=PhantomConfig(),
+    num_strong=20,
+    num_weak=60,
+    num_test=20,
+    student_configuration="3d_fullres",
+    student_patch=None,
+    teacher_patch=None,
+    box_trainer="nnUNetTrainerBoxGuided",
+    plain_trainer="nnUNetTrainer",
+    kd_trainer="nnUNetTrainerMKD",
+    device="cuda",
+    compact_aspp_rates=(1, 2, 3),
+)
+
+PROFILES = {p.name: p for p in (QUICK, FULL)}

@@ -1,0 +1,243 @@
+"""The teacher-student chain as resumable stages (DESIGN.md, "Pipeline").
+
+Every stage runs real nnU-Net commands (or ``nnunet_kd`` subcommands) and is skipped when its output exists, so a
+rerun after Ctrl-C or a failure continues where it stopped (an interrupted ``nnUNetv2_train`` resumes from its
+latest checkpoint through ``--c``).
+
+Datasets: 500 strong phantoms (voxel labels, plus the held-out test set), 502 weak phantoms (boxes only), 501 the
+student dataset (strong + pseudo-labelled weak cases, planned with 500's plans so teacher and student share spacing
+and normalisation).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnunet_kd.pipeline.profiles import Profile
+from nnunet_kd.pipeline.runner import CommandRunner
+
+STRONG, STUDENT, WEAK = 500, 501, 502
+STRONG_NAME, STUDENT_NAME, WEAK_NAME = "LungPhantomStrong", "LungPhantomStudent", "LungPhantomWeak"
+PLANS = "nnUNetPlans"
+
+
+@dataclass(frozen=True)
+class Model:
+    """A trained model of the pipeline and how to predict the test set with it."""
+
+    name: str
+    dataset: int
+    trainer: str
+    configuration: str
+    fold: str
+    uses_boxes: bool = False
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    description: str
+    done: Callable[[], bool]
+    run: Callable[[], None]
+
+
+class TeacherStudentPipeline:
+    """The stages of one pipeline run in ``work_dir`` with the folders of ``env``."""
+
+    def __init__(self, profile: Profile, work_dir: Path, env: dict[str, str], runner: CommandRunner, seed: int = 0):
+        self.profile = profile
+        self.work_dir = work_dir
+        self.raw = Path(env["nnUNet_raw"])
+        self.preprocessed = Path(env["nnUNet_preprocessed"])
+        self.results = Path(env["nnUNet_results"])
+        self.runner = runner
+        self.seed = seed
+        p = profile
+        self.box_configuration = f"{p.student_configuration}_box"
+        self.compact_configuration = f"{p.student_configuration}_compact"
+        self.teacher = Model("box-guided teacher", STRONG, p.box_trainer, self.box_configuration, p.teacher_fold, True)
+        self.models = [
+            self.teacher,
+            Model("baseline (strong only)", STRONG, p.plain_trainer, p.student_configuration, "0"),
+            Model("SO student (strong + pseudo)", STUDENT, p.plain_trainer, p.student_configuration, "0"),
+            Model("MKD student", STUDENT, p.kd_trainer, p.student_configuration, "0"),
+            Model("compact MKD student", STUDENT, p.kd_trainer, self.compact_configuration, "0"),
+        ]
+
+    # ------------------------------------------------------------------------------------------ paths
+    def dataset_folder(self, dataset: int, name: str, root: Path | None = None) -> Path:
+        return (root or self.raw) / f"Dataset{dataset:03d}_{name}"
+
+    def plans_file(self, dataset: int, name: str) -> Path:
+        return self.dataset_folder(dataset, name, self.preprocessed) / f"{PLANS}.json"
+
+    def model_folder(self, model: Model) -> Path:
+        name = {STRONG: STRONG_NAME, STUDENT: STUDENT_NAME}[model.dataset]
+        return self.dataset_folder(model.dataset, name, self.results) / \
+            f"{model.trainer}__{PLANS}__{model.configuration}" / f"fold_{model.fold}"
+
+    def prediction_folder(self, model: Model) -> Path:
+        return self.work_dir / "predictions" / model.name.split(" (")[0].replace(" ", "_")
+
+    @property
+    def report_folder(self) -> Path:
+        return self.work_dir / "report"
+
+    @property
+    def spec_file(self) -> Path:
+        return self.work_dir / "kd_teachers.json"
+
+    # ------------------------------------------------------------------------------------------ stages
+    def stages(self) -> list[Stage]:
+        return [
+            Stage("data", "synthetic strong, weak and test phantoms", self._data_done, self._data),
+            Stage("plan", "nnUNetv2_plan_and_preprocess of the strong dataset + added configurations",
+                  self._plan_done, self._plan),
+            Stage("teacher", "box-guided teacher on all strong cases", *self._train(self.teacher)),
+            Stage("pseudo-labels", "teacher + boxes -> student dataset (strong + pseudo-labelled)",
+                  self._pseudo_done, self._pseudo),
+            Stage("plan-student", "student dataset preprocessed with the teacher's plans",
+                  self._plan_student_done, self._plan_student),
+            *(Stage(f"train-{m.name.split(' (')[0].replace(' ', '-')}", f"train the {m.name}", *self._train(m))
+              for m in self.models[1:]),
+            Stage("predict", "predict the held-out test set with every model", self._predict_done, self._predict),
+            Stage("evaluate", "metrics, side-by-side table and plots", self._evaluate_done, self._evaluate),
+        ]
+
+    def _data_done(self) -> bool:
+        return all((self.dataset_folder(d, n) / "phantoms.json").is_file()
+                   for d, n in ((STRONG, STRONG_NAME), (WEAK, WEAK_NAME)))
+
+    def _data(self) -> None:
+        from nnunet_kd.phantom_dataset import write_phantom_dataset
+
+        p = self.profile
+        write_phantom_dataset(self.raw, STRONG, STRONG_NAME, p.num_strong, p.num_test, self.seed, "strong", p.phantom,
+                              case_prefix="strong", progress=True)
+        write_phantom_dataset(self.raw, WEAK, WEAK_NAME, p.num_weak, 0, self.seed, "weak", p.phantom,
+                              case_prefix="weak", progress=True)
+
+    def _plan_done(self) -> bool:
+        plans = self.plans_file(STRONG, STRONG_NAME)
+        return plans.is_file() and self.box_configuration in json.loads(plans.read_text())["configurations"]
+
+    def _plan(self) -> None:
+        self.runner.run("plan", ["nnUNetv2_plan_and_preprocess", "-d", STRONG, "-c", "3d_fullres", "-np", "1",
+                                 "-npfp", "1", "--verify_dataset_integrity"])
+        self._add_configurations(self.plans_file(STRONG, STRONG_NAME))
+
+    def _add_configurations(self, plans_file: Path) -> None:
+        """The quick profile's small student configuration and the box-guided teacher's configuration."""
+        from nnunet_kd.box_config import add_box_guided_configuration
+        from nnunet_kd.plans import add_configuration, load_plans, small_plain_configuration
+
+        p = self.profile
+        if p.student_configuration != "3d_fullres":
+            small = small_plain_configuration(load_plans(plans_file), features=p.small_features,
+                                              patch_size=p.student_patch)
+            add_configuration(plans_file, p.student_configuration, small)
+        add_box_guided_configuration(plans_file, p.student_configuration, self.box_configuration,
+                                     patch_size=list(p.teacher_patch) if p.teacher_patch else None)
+
+    def _train(self, model: Model) -> tuple[Callable[[], bool], Callable[[], None]]:
+        def done() -> bool:
+            return (self.model_folder(model) / "checkpoint_final.pth").is_file()
+
+        def run() -> None:
+            extra = {"NNUNET_KD_SPEC": str(self.spec_file)} if model.trainer == self.profile.kd_trainer else None
+            if extra:
+                self._write_spec()
+            self.runner.run(f"train-{model.trainer}-{model.configuration}",
+                            ["nnUNetv2_train", model.dataset, model.configuration, model.fold, "-tr", model.trainer,
+                             "-device", self.profile.device, "--c"], extra)
+
+        return done, run
+
+    def _write_spec(self) -> None:
+        from nnunet_kd.kd_spec import write_spec
+
+        teacher = {"dataset": STRONG, "trainer": self.teacher.trainer, "configuration": self.teacher.configuration,
+                   "folds": [self.teacher.fold]}
+        write_spec(self.spec_file, {"teachers": [teacher]}, overwrite=True)
+
+    def _pseudo_done(self) -> bool:
+        return (self.dataset_folder(STUDENT, STUDENT_NAME) / "dataset.json").is_file()
+
+    def _pseudo(self) -> None:
+        t = self.teacher
+        command = ["nnunet_kd", "export-pseudo-labels", "-t", f"{STRONG}:{t.trainer}:{t.configuration}:{t.fold}",
+                   "-w", WEAK, "-s", STRONG, "-o", STUDENT, "--output-name", STUDENT_NAME, "-device",
+                   self.profile.device]
+        if self.profile.device == "cpu":
+            command.append("--disable-tta")
+        self.runner.run("pseudo-labels", command)
+
+    def _plan_student_done(self) -> bool:
+        plans = self.plans_file(STUDENT, STUDENT_NAME)
+        return plans.is_file() and self.compact_configuration in json.loads(plans.read_text())["configurations"]
+
+    def _plan_student(self) -> None:
+        from nnunet_kd.student_plans import add_student_configuration
+
+        stage = "plan-student"
+        self.runner.run(stage, ["nnUNetv2_extract_fingerprint", "-d", STUDENT, "-np", "1"])
+        self.runner.run(stage, ["nnUNetv2_move_plans_between_datasets", "-s", STRONG, "-t", STUDENT, "-sp", PLANS,
+                                "-tp", PLANS])
+        self.runner.run(stage, ["nnUNetv2_preprocess", "-d", STUDENT, "-plans_name", PLANS, "-c", "3d_fullres",
+                                "-np", "1"])
+        add_student_configuration(self.plans_file(STUDENT, STUDENT_NAME), self.compact_configuration,
+                                  self.profile.student_configuration, self.profile.compact_width,
+                                  self.profile.compact_aspp_rates)
+
+    def _predict_done(self) -> bool:
+        return self.costs_file.is_file() and all(
+            len(list(self.prediction_folder(m).glob("*.nii.gz"))) == self.profile.num_test for m in self.models)
+
+    @property
+    def costs_file(self) -> Path:
+        return self.work_dir / "predictions" / "costs.json"
+
+    def _model_cost(self, model: Model, seconds_per_case: float) -> dict[str, float]:
+        """Parameters and MACs of the model's network (its plans) and the measured prediction time per case."""
+        from nnunet_kd.model_cost import configuration_cost
+        from nnunet_kd.plans import load_plans
+
+        plans = load_plans(self.model_folder(model).parent / "plans.json")
+        cost = configuration_cost(plans, model.configuration, 2 if model.uses_boxes else 1, 2)
+        return {"params": cost.parameters, "MACs": cost.macs, "inference s/case": round(seconds_per_case, 2)}
+
+    def _predict(self) -> None:
+        import time
+
+        from nnunet_kd.atomic import atomic_write_json
+
+        strong = self.dataset_folder(STRONG, STRONG_NAME)
+        costs = {}
+        for model in self.models:
+            out = self.prediction_folder(model)
+            start = time.time()
+            command = ["nnUNetv2_predict", "-i", strong / "imagesTs", "-o", out, "-d", model.dataset, "-c",
+                       model.configuration, "-tr", model.trainer, "-f", model.fold, "-device", self.profile.device,
+                       "-npp", "1", "-nps", "1"]
+            if model.uses_boxes:
+                command += ["-prev_stage_predictions", strong / "boxesTs"]
+            if self.profile.device == "cpu":
+                command.append("--disable_tta")
+            self.runner.run("predict", command)
+            # wall time of nnUNetv2_predict per case, process start-up included (the same for every model)
+            costs[out.name] = self._model_cost(model, (time.time() - start) / self.profile.num_test)
+        atomic_write_json(self.costs_file, costs)
+
+    def _evaluate_done(self) -> bool:
+        return (self.report_folder / "summary.json").is_file()
+
+    def _evaluate(self) -> None:
+        strong = self.dataset_folder(STRONG, STRONG_NAME)
+        command = ["nnunet_kd", "evaluate", "--ref", strong / "labelsTs", "-o", self.report_folder,
+                   "--images", strong / "imagesTs", "--costs", self.costs_file]
+        for model in self.models:
+            command += ["--pred", f"{self.prediction_folder(model).name}={self.prediction_folder(model)}"]
+        self.runner.run("evaluate", command)
