@@ -12,6 +12,7 @@ and normalisation).
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +187,9 @@ class TeacherStudentPipeline:
         self.runner.run(stage, ["nnUNetv2_extract_fingerprint", "-d", STUDENT, "-np", "1"])
         self.runner.run(stage, ["nnUNetv2_move_plans_between_datasets", "-s", STRONG, "-t", STUDENT, "-sp", PLANS,
                                 "-tp", PLANS])
+        # nnUNetv2_plan_and_preprocess would copy dataset.json here; moving plans does not, preprocessing needs it
+        shutil.copy(self.dataset_folder(STUDENT, STUDENT_NAME) / "dataset.json",
+                    self.dataset_folder(STUDENT, STUDENT_NAME, self.preprocessed) / "dataset.json")
         self.runner.run(stage, ["nnUNetv2_preprocess", "-d", STUDENT, "-plans_name", PLANS, "-c", "3d_fullres",
                                 "-np", "1"])
         add_student_configuration(self.plans_file(STUDENT, STUDENT_NAME), self.compact_configuration,
