@@ -19,7 +19,9 @@ import SimpleITK as sitk
 from nnunet_kd.dataset_conversion.lung_pet_ct_dx import LungPetCtDxOptions, convert
 from nnunet_kd.lung_crop import LungCropSettings
 
-SAMPLE = Path("/work/shared/data/lung-pet-ct-dx-sample")
+# the team's shared folder lies beside the repository (also in CI); /work/shared is the developers' usual place
+_CANDIDATES = [Path(__file__).resolve().parents[3] / "shared", Path("/work/shared")]
+SAMPLE = next((c for c in _CANDIDATES if c.is_dir()), _CANDIDATES[0]) / "data" / "lung-pet-ct-dx-sample"
 SERIES_ROOT = SAMPLE / "Lung-PET-CT-Dx" / "manifest-1675442780019" / "Lung-PET-CT-Dx" / "Lung_Dx-A0002"
 pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="real Lung-PET-CT-Dx sample not available")
 
