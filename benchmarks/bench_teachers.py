@@ -44,12 +44,8 @@ def main() -> None:
     if not (coarse / "dataset.json").is_file():
         runner.run("bench-teachers", ["nnunet_kd", "boxes-to-labels", "-i", STRONG, "-d", COARSE, "--name",
                                       COARSE_NAME, "--from", "labels"])
-    if not pipeline.plans_file(COARSE, COARSE_NAME).is_file():
-        runner.run("bench-teachers", ["nnUNetv2_extract_fingerprint", "-d", COARSE, "-np", "1"])
-        runner.run("bench-teachers", ["nnUNetv2_move_plans_between_datasets", "-s", STRONG, "-t", COARSE, "-sp",
-                                      PLANS, "-tp", PLANS])
-        runner.run("bench-teachers", ["nnUNetv2_preprocess", "-d", COARSE, "-plans_name", PLANS, "-c", "3d_fullres",
-                                      "-np", "1"])
+    if not (pipeline.dataset_folder(COARSE, COARSE_NAME, pipeline.preprocessed) / "nnUNetPlans_3d_fullres").is_dir():
+        pipeline.plan_with_strong_plans("bench-teachers", COARSE, COARSE_NAME)
     teachers = {  # name: (dataset, dataset name, trainer, configuration, boxes at inference)
         "box-guided": (STRONG, STRONG_NAME, p.box_trainer, pipeline.box_configuration, True),
         "point-guided": (STRONG, STRONG_NAME, p.plain_trainer, p.student_configuration, False),

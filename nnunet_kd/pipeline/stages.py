@@ -183,18 +183,21 @@ class TeacherStudentPipeline:
     def _plan_student(self) -> None:
         from nnunet_kd.student_plans import add_student_configuration
 
-        stage = "plan-student"
-        self.runner.run(stage, ["nnUNetv2_extract_fingerprint", "-d", STUDENT, "-np", "1"])
-        self.runner.run(stage, ["nnUNetv2_move_plans_between_datasets", "-s", STRONG, "-t", STUDENT, "-sp", PLANS,
-                                "-tp", PLANS])
-        # nnUNetv2_plan_and_preprocess would copy dataset.json here; moving plans does not, preprocessing needs it
-        shutil.copy(self.dataset_folder(STUDENT, STUDENT_NAME) / "dataset.json",
-                    self.dataset_folder(STUDENT, STUDENT_NAME, self.preprocessed) / "dataset.json")
-        self.runner.run(stage, ["nnUNetv2_preprocess", "-d", STUDENT, "-plans_name", PLANS, "-c", "3d_fullres",
-                                "-np", "1"])
+        self.plan_with_strong_plans("plan-student", STUDENT, STUDENT_NAME)
         add_student_configuration(self.plans_file(STUDENT, STUDENT_NAME), self.compact_configuration,
                                   self.profile.student_configuration, self.profile.compact_width,
                                   self.profile.compact_aspp_rates)
+
+    def plan_with_strong_plans(self, stage: str, dataset: int, name: str) -> None:
+        """Preprocess a raw dataset with the strong dataset's plans (same spacing and CT normalisation)."""
+        self.runner.run(stage, ["nnUNetv2_extract_fingerprint", "-d", dataset, "-np", "1"])
+        self.runner.run(stage, ["nnUNetv2_move_plans_between_datasets", "-s", STRONG, "-t", dataset, "-sp", PLANS,
+                                "-tp", PLANS])
+        # nnUNetv2_plan_and_preprocess would copy dataset.json here; moving plans does not, preprocessing needs it
+        shutil.copy(self.dataset_folder(dataset, name) / "dataset.json",
+                    self.dataset_folder(dataset, name, self.preprocessed) / "dataset.json")
+        self.runner.run(stage, ["nnUNetv2_preprocess", "-d", dataset, "-plans_name", PLANS, "-c", "3d_fullres",
+                                "-np", "1"])
 
     def _predict_done(self) -> bool:
         return self.costs_file.is_file() and all(
