@@ -19,6 +19,7 @@ from pathlib import Path
 
 from nnunet_kd.errors import ConfigurationError, InputError
 from nnunet_kd.paths import nnunet_folder, resolve_dataset_name
+from nnunet_kd.plans import resolved_configuration
 
 SUPPORTED_READER = "SimpleITKIO"
 
@@ -106,21 +107,6 @@ def load_teacher_file(path: str | os.PathLike) -> list[TeacherSpec]:
     return specs
 
 
-def _configuration_value(plans: dict, configuration: str, key: str):
-    """``key`` of a plans configuration, following ``inherits_from`` like nnU-Net's PlansManager."""
-    configurations = plans.get("configurations", {})
-    seen = set()
-    while configuration is not None and configuration not in seen:
-        seen.add(configuration)
-        entry = configurations.get(configuration)
-        if entry is None:
-            return None
-        if key in entry:
-            return entry[key]
-        configuration = entry.get("inherits_from")
-    return None
-
-
 def resolve_teacher(spec: TeacherSpec) -> Teacher:
     """Find the model folder of ``spec`` under ``$nnUNet_results`` and read its labels, channels and box input.
 
@@ -155,7 +141,7 @@ def resolve_teacher(spec: TeacherSpec) -> Teacher:
     reader = plans.get("image_reader_writer", SUPPORTED_READER)
     if reader != SUPPORTED_READER:
         raise ConfigurationError(f"teacher {folder}: image reader {reader} is not supported (only {SUPPORTED_READER})")
-    box_guided = _configuration_value(plans, spec.configuration, "previous_stage") is not None
+    box_guided = resolved_configuration(plans, spec.configuration).get("previous_stage") is not None
     return Teacher(spec, folder, tuple(folds), dict(labels), len(dataset_json["channel_names"]),
                    dataset_json["file_ending"], box_guided)
 
