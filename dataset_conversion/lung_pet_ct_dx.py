@@ -39,6 +39,7 @@ import numpy as np
 
 from nnunet_kd.dataset_conversion.lung_pet_ct_dx_annotations import SliceAnnotation, read_annotations
 from nnunet_kd.dataset_conversion.raw_dataset import (
+    ConversionOptions,
     EXCLUDED,
     KEPT,
     MISSING,
@@ -75,22 +76,15 @@ COLUMNS = (
 
 
 @dataclass(frozen=True)
-class LungPetCtDxOptions:
+class LungPetCtDxOptions(ConversionOptions):
     """Conversion settings (defaults follow the paper and ``notes/datasets.md``)."""
 
     min_z_length_mm: float = 160.0
     max_z_length_mm: float = 600.0
     write_coarse_labels: bool = False
     drop_unknown_classes: bool = False
-    crop: LungCropSettings | None = None
-    test_fraction: float = 0.0
-    test_patients: tuple[str, ...] = ()
-    num_folds: int = 5
-    seed: int = 12345
-    num_processes: int = 1
     case_prefix: str = "LungDx"
     dataset_name: str = "LungPETCTDx"
-    quiet: bool = False
 
 
 @dataclass

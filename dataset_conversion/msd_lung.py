@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nnunet_kd.dataset_conversion.raw_dataset import (
+    ConversionOptions,
     EXCLUDED,
     KEPT,
     Manifest,
@@ -43,18 +44,11 @@ COLUMNS = (
 
 
 @dataclass(frozen=True)
-class MsdLungOptions:
+class MsdLungOptions(ConversionOptions):
     """Conversion settings."""
 
-    crop: LungCropSettings | None = None
     geometry_tolerance: float = 1e-3  # mm / direction cosine
-    test_fraction: float = 0.0
-    test_patients: tuple[str, ...] = ()
-    num_folds: int = 5
-    seed: int = 12345
-    num_processes: int = 1
     dataset_name: str = "MSDLung"
-    quiet: bool = False
 
 
 @dataclass

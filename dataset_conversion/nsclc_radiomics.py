@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from nnunet_kd.dataset_conversion.raw_dataset import (
+    ConversionOptions,
     EXCLUDED,
     KEPT,
     Manifest,
@@ -59,20 +60,13 @@ COLUMNS = (
 
 
 @dataclass(frozen=True)
-class NsclcOptions:
+class NsclcOptions(ConversionOptions):
     """Conversion settings."""
 
     roi_pattern: str = PRIMARY_GTV_PATTERN
     merge_all_gtvs: bool = False
     interpolate_missing_slices: bool = False  # default: exclude CTs with missing slices
-    crop: LungCropSettings | None = None
-    test_fraction: float = 0.0
-    test_patients: tuple[str, ...] = ()
-    num_folds: int = 5
-    seed: int = 12345
-    num_processes: int = 1
     dataset_name: str = "NSCLCRadiomics"
-    quiet: bool = False
 
     @property
     def pattern(self) -> str:

@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,23 @@ MANIFEST_JSON = "manifest.json"
 CHANNEL_NAMES = {"0": "CT"}
 LABELS = {"background": 0, "tumor": 1}
 
+
+
+@dataclass(frozen=True)
+class ConversionOptions:
+    """Settings every converter shares: lung crop, held-out test set, folds, workers, output naming, verbosity.
+
+    Each converter's options subclass this (and override ``dataset_name``'s default).
+    """
+
+    crop: LungCropSettings | None = None
+    test_fraction: float = 0.0
+    test_patients: tuple[str, ...] = ()
+    num_folds: int = 5
+    seed: int = 12345
+    num_processes: int = 1
+    dataset_name: str = "Converted"
+    quiet: bool = False
 
 def write_image(image: sitk.Image, path: str | os.PathLike) -> None:
     """Write a ``sitk.Image`` atomically (compressed NIfTI for ``.nii.gz``)."""
