@@ -23,6 +23,11 @@ from nnunet_kd.trainers.distillation import (
 )
 from nnunet_kd.trainers.dual_output import nnUNetTrainerDualOutput
 from nnunet_kd.trainers.quick import nnUNetTrainerQuick, nnUNetTrainerQuickNoMirroring
+from nnunet_kd.trainers.size_balanced import (
+    nnUNetTrainerKDSizeBalanced,
+    nnUNetTrainerMKDSizeBalanced,
+    nnUNetTrainerSizeBalanced,
+)
 
 __all__ = [
     "nnUNetTrainerBoxGuided",
@@ -32,12 +37,15 @@ __all__ = [
     "nnUNetTrainerDualOutput",
     "nnUNetTrainerKD",
     "nnUNetTrainerKDQuick",
+    "nnUNetTrainerKDSizeBalanced",
     "nnUNetTrainerMKD",
     "nnUNetTrainerMKD_ATRC",
     "nnUNetTrainerMKD_LowLevel",
     "nnUNetTrainerMKD_PaperWeights",
     "nnUNetTrainerMKD_Uniform",
     "nnUNetTrainerMKDQuick",
+    "nnUNetTrainerMKDSizeBalanced",
     "nnUNetTrainerQuick",
     "nnUNetTrainerQuickNoMirroring",
+    "nnUNetTrainerSizeBalanced",
 ]
