@@ -1,0 +1,34 @@
+"""The quick schedule: few epochs, AdamW at its own learning rate with nnU-Net's poly decay."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nnunet_kd.trainers.quick import QuickScheduleMixin
+
+
+class _FakeTrainer:
+    """The attributes of nnUNetTrainer that the mixin reads or overrides."""
+
+    def __init__(self, plans, configuration, fold, dataset_json, device):
+        self.network = torch.nn.Conv3d(2, 2, 1)
+        self.initial_lr, self.weight_decay = 1e-2, 3e-5
+        self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = 1000, 250, 50
+
+
+class _Quick(QuickScheduleMixin, _FakeTrainer):
+    quick_num_epochs = 20
+
+
+def test_schedule_and_optimizer_replace_nnunet_defaults():
+    trainer = _Quick({}, "3d_fullres", 0, {}, torch.device("cpu"))
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (20, 12, 2)
+    optimizer, scheduler = trainer.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert optimizer.param_groups[0]["weight_decay"] == 3e-5
+    assert {id(p) for p in optimizer.param_groups[0]["params"]} == {id(p) for p in trainer.network.parameters()}
+    scheduler.step(0)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(3e-3)
+    scheduler.step(10)  # nnU-Net's poly decay over the quick epochs: lr0 * (1 - epoch / epochs) ** 0.9
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(3e-3 * 0.5 ** 0.9)
