@@ -99,4 +99,7 @@ class nnUNetTrainerBoxGuidedMerged(nnUNetTrainerBoxGuided):
 
 
 class nnUNetTrainerBoxGuidedQuick(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerBoxGuided):
-    """The box-guided teacher on the CPU quick schedule (``nnunet_kd pipeline --quick``)."""
+    """The box-guided teacher on the CPU quick schedule (``nnunet_kd pipeline --quick``): 20 epochs of 12
+    iterations (with the box it follows the tumours within 3 epochs)."""
+
+    quick_num_epochs = 20

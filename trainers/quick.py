@@ -18,12 +18,21 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 
 class QuickScheduleMixin:
-    """Few epochs of few iterations with AdamW: a model that learns something in minutes on 2 CPU cores."""
+    """Few epochs of few iterations with AdamW, at least half of the patches tumour-centred: a model that learns
+    something in minutes on 2 CPU cores.
 
-    quick_num_epochs: int = 20
+    ``quick_min_foreground_patch_fraction`` raises nnU-Net's foreground oversampling (0.33) to at least this share
+    (a trainer that asks for more, like the box-guided teacher's 1.0, keeps its own). Measured on the integration
+    phantoms (plain U-Net, 24x32x32 patches, 200 AdamW iterations, 2026-11-23): with 0.33 the pseudo Dice stayed
+    below 0.1; with tumour-centred patches only it reached 0.85 but the test predictions held 2-10x too many voxels
+    (tumour-free regions were never seen); half and half is the compromise.
+    """
+
+    quick_num_epochs: int = 25
     quick_iterations_per_epoch: int = 12
     quick_val_iterations_per_epoch: int = 2
     quick_initial_lr: float = 3e-3
+    quick_min_foreground_patch_fraction: float = 0.5
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -32,6 +41,8 @@ class QuickScheduleMixin:
         self.num_iterations_per_epoch = self.quick_iterations_per_epoch
         self.num_val_iterations_per_epoch = self.quick_val_iterations_per_epoch
         self.initial_lr = self.quick_initial_lr
+        self.oversample_foreground_percent = max(self.oversample_foreground_percent,
+                                                 self.quick_min_foreground_patch_fraction)
 
     def configure_optimizers(self):
         """AdamW with nnU-Net's weight decay and poly learning-rate decay (see the module docstring for why)."""

@@ -20,6 +20,9 @@ class Profile:
         teacher_patch: patch of the box-guided teacher (tumour-centred crops); ``None``: the student's.
         box_trainer, plain_trainer, kd_trainer: nnU-Net trainer class names (schedules are class attributes).
         teacher_fold: the teacher trains on all strong cases (``all``), as in the paper.
+        student_fold: fold of the baseline and the students: ``all`` in the quick profile (every case trains, no
+            slow final validation; the held-out test set is the evaluation), ``0`` in the full profile (nnU-Net's
+            validation of fold 0 is kept).
         device: ``cpu`` or ``cuda``.
         compact_width, compact_aspp_rates: the compact student (depthwise-separable residual U-Net + ASPP).
     """
@@ -37,6 +40,7 @@ class Profile:
     kd_trainer: str
     device: str
     teacher_fold: str = "all"
+    student_fold: str = "0"
     compact_width: float = 1.0
     compact_aspp_rates: tuple[int, ...] = (1, 2)
     small_features: tuple[int, ...] = field(default=(8, 16, 32, 64))
@@ -50,12 +54,13 @@ QUICK = Profile(
     num_weak=8,
     num_test=6,
     student_configuration="3d_quick",
-    student_patch=(32, 48, 48),
+    student_patch=(24, 32, 32),
     teacher_patch=(24, 32, 32),
     box_trainer="nnUNetTrainerBoxGuidedQuick",
     plain_trainer="nnUNetTrainerQuickNoMirroring",
     kd_trainer="nnUNetTrainerMKDQuick",
     device="cpu",
+    student_fold="all",
 )
 
 FULL = Profile(

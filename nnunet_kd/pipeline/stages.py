@@ -62,10 +62,10 @@ class TeacherStudentPipeline:
         self.teacher = Model("box-guided teacher", STRONG, p.box_trainer, self.box_configuration, p.teacher_fold, True)
         self.models = [
             self.teacher,
-            Model("baseline (strong only)", STRONG, p.plain_trainer, p.student_configuration, "0"),
-            Model("SO student (strong + pseudo)", STUDENT, p.plain_trainer, p.student_configuration, "0"),
-            Model("MKD student", STUDENT, p.kd_trainer, p.student_configuration, "0"),
-            Model("compact MKD student", STUDENT, p.kd_trainer, self.compact_configuration, "0"),
+            Model("baseline (strong only)", STRONG, p.plain_trainer, p.student_configuration, p.student_fold),
+            Model("SO student (strong + pseudo)", STUDENT, p.plain_trainer, p.student_configuration, p.student_fold),
+            Model("MKD student", STUDENT, p.kd_trainer, p.student_configuration, p.student_fold),
+            Model("compact MKD student", STUDENT, p.kd_trainer, self.compact_configuration, p.student_fold),
         ]
 
     # ------------------------------------------------------------------------------------------ paths

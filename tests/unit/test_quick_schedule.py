@@ -15,10 +15,20 @@ class _FakeTrainer:
         self.network = torch.nn.Conv3d(2, 2, 1)
         self.initial_lr, self.weight_decay = 1e-2, 3e-5
         self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = 1000, 250, 50
+        self.oversample_foreground_percent = getattr(self, "foreground_patch_fraction", 0.33)
 
 
 class _Quick(QuickScheduleMixin, _FakeTrainer):
     quick_num_epochs = 20
+
+
+class _QuickTumourCentred(_Quick):
+    foreground_patch_fraction = 1.0  # like the box-guided teacher
+
+
+def test_quick_schedule_samples_at_least_half_tumour_centred_patches():
+    assert _Quick({}, "3d_fullres", 0, {}, torch.device("cpu")).oversample_foreground_percent == 0.5
+    assert _QuickTumourCentred({}, "3d_fullres", 0, {}, torch.device("cpu")).oversample_foreground_percent == 1.0
 
 
 def test_schedule_and_optimizer_replace_nnunet_defaults():
