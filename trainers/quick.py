@@ -28,7 +28,7 @@ class QuickScheduleMixin:
     (tumour-free regions were never seen); half and half is the compromise.
     """
 
-    quick_num_epochs: int = 25
+    quick_num_epochs: int = 20
     quick_iterations_per_epoch: int = 12
     quick_val_iterations_per_epoch: int = 2
     quick_initial_lr: float = 3e-3
