@@ -3,18 +3,22 @@
 Reuses a pipeline work folder (``nnunet_kd pipeline --quick -w WORK --stages data plan teacher`` makes the strong
 dataset 500 with its test set and the box-guided teacher). Adds:
 
-- point-guided teacher = nnU-Net's plain trainer on the same strong cases and configuration, no box input;
-- box-supervised teacher = the plain trainer on dataset 505, whose labels are the filled boxes of 500's labels
+- point-guided teacher = nnU-Net's plain trainer on the same strong cases and configuration, no box input, with as
+  many iterations as the box-guided teacher (quick profile: ``nnUNetTrainerQuickNoMirroring_40epochs``);
+- box-supervised teacher = the same plain trainer on dataset 505, whose labels are the filled boxes of 500's labels
   (``nnunet_kd boxes-to-labels``), planned with 500's plans;
 
 then predicts the test set with all three (the box-guided one with the test boxes) and writes an evaluation report.
 
-    python benchmarks/bench_teachers.py -w nnunet_kd_work
+    python benchmarks/bench_teachers.py -w nnunet_kd_work [--num-test 10] [--seed 0]
+
+``--num-test``/``--seed`` change the phantoms of a new work folder (the data stage of an existing folder is kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 
@@ -23,18 +27,26 @@ from nnunet_kd.pipeline.runner import CommandRunner, pipeline_environment
 from nnunet_kd.pipeline.stages import PLANS, STRONG, STRONG_NAME, TeacherStudentPipeline
 
 COARSE, COARSE_NAME = 505, "LungPhantomBoxLabels"
+#: plain trainer with the box-guided teacher's schedule, per profile
+MATCHED_PLAIN_TRAINER = {"quick": "nnUNetTrainerQuickNoMirroring_40epochs", "full": "nnUNetTrainer"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-w", "--work-dir", required=True, type=Path)
     parser.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    parser.add_argument("--num-test", type=int, default=None, help="held-out test phantoms (profile default)")
+    parser.add_argument("--seed", type=int, default=0, help="phantom seed")
     args = parser.parse_args()
     work = args.work_dir.resolve()
     env = pipeline_environment(work, use_existing_folders=False)
     runner = CommandRunner(env, work / "logs")
-    pipeline = TeacherStudentPipeline(PROFILES[args.profile], work, env, runner)
+    profile = PROFILES[args.profile]
+    if args.num_test:
+        profile = dataclasses.replace(profile, num_test=args.num_test)
+    pipeline = TeacherStudentPipeline(profile, work, env, runner, seed=args.seed)
     p = pipeline.profile
+    plain = MATCHED_PLAIN_TRAINER[args.profile]
     for stage in pipeline.stages()[:3]:  # data, plan, box-guided teacher
         if not stage.done():
             stage.run()
@@ -48,8 +60,8 @@ def main() -> None:
         pipeline.plan_with_strong_plans("bench-teachers", COARSE, COARSE_NAME)
     teachers = {  # name: (dataset, dataset name, trainer, configuration, boxes at inference)
         "box-guided": (STRONG, STRONG_NAME, p.box_trainer, pipeline.box_configuration, True),
-        "point-guided": (STRONG, STRONG_NAME, p.plain_trainer, p.student_configuration, False),
-        "box-supervised": (COARSE, COARSE_NAME, p.plain_trainer, p.student_configuration, False),
+        "point-guided": (STRONG, STRONG_NAME, plain, p.student_configuration, False),
+        "box-supervised": (COARSE, COARSE_NAME, plain, p.student_configuration, False),
     }
     report = work / "bench_teachers"
     evaluate = ["nnunet_kd", "evaluate", "--ref", strong / "labelsTs", "-o", report, "--no-plots"]

@@ -22,7 +22,11 @@ from nnunet_kd.trainers.distillation import (
     nnUNetTrainerMKDQuick,
 )
 from nnunet_kd.trainers.dual_output import nnUNetTrainerDualOutput
-from nnunet_kd.trainers.quick import nnUNetTrainerQuick, nnUNetTrainerQuickNoMirroring
+from nnunet_kd.trainers.quick import (
+    nnUNetTrainerQuick,
+    nnUNetTrainerQuickNoMirroring,
+    nnUNetTrainerQuickNoMirroring_40epochs,
+)
 from nnunet_kd.trainers.size_balanced import (
     nnUNetTrainerKDSizeBalanced,
     nnUNetTrainerMKDSizeBalanced,
@@ -47,5 +51,6 @@ __all__ = [
     "nnUNetTrainerMKDSizeBalanced",
     "nnUNetTrainerQuick",
     "nnUNetTrainerQuickNoMirroring",
+    "nnUNetTrainerQuickNoMirroring_40epochs",
     "nnUNetTrainerSizeBalanced",
 ]

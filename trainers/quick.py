@@ -71,3 +71,10 @@ class nnUNetTrainerQuick(QuickScheduleMixin, nnUNetTrainer):
 
 class nnUNetTrainerQuickNoMirroring(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainer):
     """Quick schedule without mirroring (fastest CPU smoke runs)."""
+
+
+class nnUNetTrainerQuickNoMirroring_40epochs(nnUNetTrainerQuickNoMirroring):
+    """The quick plain trainer with the quick box-guided teacher's 40 epochs (the teacher comparison gives every
+    teacher the same number of iterations)."""
+
+    quick_num_epochs = 40
