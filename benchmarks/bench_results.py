@@ -23,7 +23,6 @@ import shlex
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -105,10 +104,9 @@ def write_all_strong_dataset(pipeline: TeacherStudentPipeline) -> Path:
 def upper_bound(pipeline: TeacherStudentPipeline) -> tuple[Model, Path]:
     """The upper-bound model (the baseline's trainer, configuration and fold on 506) and its model folder."""
     p = pipeline.profile
+    pipeline.dataset_names[ALL_STRONG] = ALL_STRONG_NAME
     model = Model(UPPER, ALL_STRONG, p.plain_trainer, p.student_configuration, p.student_fold)
-    folder = pipeline.dataset_folder(ALL_STRONG, ALL_STRONG_NAME, pipeline.results) / \
-        f"{model.trainer}__{PLANS}__{model.configuration}" / f"fold_{model.fold}"
-    return model, folder
+    return model, pipeline.model_folder(model)
 
 
 def train_upper_bound(pipeline: TeacherStudentPipeline, runner: CommandRunner, cases: list[str]) -> None:
@@ -123,24 +121,14 @@ def train_upper_bound(pipeline: TeacherStudentPipeline, runner: CommandRunner, c
                                                          "--c"])
 
 
-def predict_upper_bound(pipeline: TeacherStudentPipeline, runner: CommandRunner, out: Path) -> dict[str, Any]:
+def predict_upper_bound(pipeline: TeacherStudentPipeline, out: Path) -> dict[str, Any]:
     """Predict the strong test set as the pipeline predicts the baseline; returns the cost entry (cached)."""
-    from nnunet_kd.model_cost import configuration_cost
-    from nnunet_kd.plans import load_plans
-
-    model, folder = upper_bound(pipeline)
-    images = pipeline.dataset_folder(STRONG, STRONG_NAME) / "imagesTs"
+    model, _ = upper_bound(pipeline)
     n_test = len(cases_of(pipeline.dataset_folder(STRONG, STRONG_NAME) / "labelsTs", ".nii.gz"))
     cost_file = out.parent / "upper_bound_cost.json"
     if cost_file.is_file() and len(list(out.glob("*.nii.gz"))) == n_test:
         return json.loads(cost_file.read_text())
-    start = time.time()
-    command = ["nnUNetv2_predict", "-i", images, "-o", out, "-d", ALL_STRONG, "-c", model.configuration, "-tr",
-               model.trainer, "-f", model.fold, "-device", pipeline.profile.device, "-npp", "1", "-nps", "1"]
-    runner.run("bench-results-predict", command + (["--disable_tta"] if pipeline.profile.device == "cpu" else []))
-    seconds = (time.time() - start) / n_test  # wall time per case, process start-up included, as in the pipeline
-    cost = configuration_cost(load_plans(folder.parent / "plans.json"), model.configuration, 1, 2)
-    entry = {"params": cost.parameters, "MACs": cost.macs, "inference s/case": round(seconds, 2)}
+    entry = pipeline.model_cost(model, pipeline.predict_test_set(model, out, "bench-results-predict"))
     atomic_write_json(cost_file, entry)
     return entry
 
@@ -168,7 +156,7 @@ def evaluate_seed(pipeline: TeacherStudentPipeline, runner: CommandRunner, bench
     write_all_strong_dataset(pipeline)
     train_upper_bound(pipeline, runner, names)
     folders[UPPER] = bench / "predictions" / "upper_bound"
-    costs[UPPER] = predict_upper_bound(pipeline, runner, folders[UPPER])
+    costs[UPPER] = predict_upper_bound(pipeline, folders[UPPER])
     summary_file = bench / "summary.json"
     inputs = (pipeline.costs_file, folders[UPPER].parent / "upper_bound_cost.json")  # newer: predictions redone
     if not (summary_file.is_file() and list(json.loads(summary_file.read_text())["models"]) == list(folders)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from nnunet_kd.pipeline.profiles import PROFILES
 from nnunet_kd.pipeline.runner import CommandRunner, pipeline_environment
-from nnunet_kd.pipeline.stages import PLANS, STRONG, STRONG_NAME, TeacherStudentPipeline
+from nnunet_kd.pipeline.stages import STRONG, STRONG_NAME, Model, TeacherStudentPipeline
 
 COARSE, COARSE_NAME = 505, "LungPhantomBoxLabels"
 #: plain trainer with the box-guided teacher's schedule, per profile
@@ -58,27 +58,24 @@ def main() -> None:
                                       COARSE_NAME, "--from", "labels"])
     if not (pipeline.dataset_folder(COARSE, COARSE_NAME, pipeline.preprocessed) / "nnUNetPlans_3d_fullres").is_dir():
         pipeline.plan_with_strong_plans("bench-teachers", COARSE, COARSE_NAME)
-    teachers = {  # name: (dataset, dataset name, trainer, configuration, boxes at inference)
-        "box-guided": (STRONG, STRONG_NAME, p.box_trainer, pipeline.box_configuration, True),
-        "point-guided": (STRONG, STRONG_NAME, plain, p.student_configuration, False),
-        "box-supervised": (COARSE, COARSE_NAME, plain, p.student_configuration, False),
-    }
+    pipeline.dataset_names[COARSE] = COARSE_NAME
+    teachers = [
+        Model("box-guided", STRONG, p.box_trainer, pipeline.box_configuration, p.teacher_fold, uses_boxes=True),
+        Model("point-guided", STRONG, plain, p.student_configuration, p.teacher_fold),
+        Model("box-supervised", COARSE, plain, p.student_configuration, p.teacher_fold),
+    ]
     report = work / "bench_teachers"
     evaluate = ["nnunet_kd", "evaluate", "--ref", strong / "labelsTs", "-o", report, "--no-plots"]
-    for name, (dataset, dataset_name, trainer, configuration, boxes) in teachers.items():
-        model = pipeline.dataset_folder(dataset, dataset_name, pipeline.results) / \
-            f"{trainer}__{PLANS}__{configuration}" / "fold_all"
-        if not (model / "checkpoint_final.pth").is_file():
+    for teacher in teachers:
+        if not (pipeline.model_folder(teacher) / "checkpoint_final.pth").is_file():
             start = time.time()
-            runner.run(f"bench-{name}", ["nnUNetv2_train", dataset, configuration, "all", "-tr", trainer, "-device",
-                                         p.device, "--c"])
-            timings[name] = time.time() - start
-        out = report / "predictions" / name
+            runner.run(f"bench-{teacher.name}", ["nnUNetv2_train", teacher.dataset, teacher.configuration,
+                                                 teacher.fold, "-tr", teacher.trainer, "-device", p.device, "--c"])
+            timings[teacher.name] = time.time() - start
+        out = report / "predictions" / teacher.name
         if len(list(out.glob("*.nii.gz"))) < p.num_test:
-            command = ["nnUNetv2_predict", "-i", strong / "imagesTs", "-o", out, "-d", dataset, "-c", configuration,
-                       "-tr", trainer, "-f", "all", "-device", p.device, "--disable_tta"]
-            runner.run(f"bench-{name}", command + (["-prev_stage_predictions", strong / "boxesTs"] if boxes else []))
-        evaluate += ["--pred", f"{name}={out}"]
+            pipeline.predict_test_set(teacher, out, f"bench-{teacher.name}")
+        evaluate += ["--pred", f"{teacher.name}={out}"]
     runner.run("bench-teachers", evaluate)
     print((report / "report.md").read_text())
     print("training wall time (s):", {k: round(v) for k, v in timings.items()})

@@ -56,6 +56,8 @@ class TeacherStudentPipeline:
         self.results = Path(env["nnUNet_results"])
         self.runner = runner
         self.seed = seed
+        #: dataset id -> name; benchmarks that add datasets (coarse labels, upper bound) register theirs here
+        self.dataset_names = {STRONG: STRONG_NAME, STUDENT: STUDENT_NAME, WEAK: WEAK_NAME}
         p = profile
         self.box_configuration = f"{p.student_configuration}_box"
         self.compact_configuration = f"{p.student_configuration}_compact"
@@ -76,8 +78,7 @@ class TeacherStudentPipeline:
         return self.dataset_folder(dataset, name, self.preprocessed) / f"{PLANS}.json"
 
     def model_folder(self, model: Model) -> Path:
-        name = {STRONG: STRONG_NAME, STUDENT: STUDENT_NAME}[model.dataset]
-        return self.dataset_folder(model.dataset, name, self.results) / \
+        return self.dataset_folder(model.dataset, self.dataset_names[model.dataset], self.results) / \
             f"{model.trainer}__{PLANS}__{model.configuration}" / f"fold_{model.fold}"
 
     def prediction_folder(self, model: Model) -> Path:
@@ -207,7 +208,7 @@ class TeacherStudentPipeline:
     def costs_file(self) -> Path:
         return self.work_dir / "predictions" / "costs.json"
 
-    def _model_cost(self, model: Model, seconds_per_case: float) -> dict[str, float]:
+    def model_cost(self, model: Model, seconds_per_case: float) -> dict[str, float]:
         """Parameters and MACs of the model's network (its plans) and the measured prediction time per case."""
         from nnunet_kd.model_cost import configuration_cost
         from nnunet_kd.plans import load_plans
@@ -216,26 +217,30 @@ class TeacherStudentPipeline:
         cost = configuration_cost(plans, model.configuration, 2 if model.uses_boxes else 1, 2)
         return {"params": cost.parameters, "MACs": cost.macs, "inference s/case": round(seconds_per_case, 2)}
 
-    def _predict(self) -> None:
+    def predict_test_set(self, model: Model, out: Path, stage: str = "predict") -> float:
+        """``nnUNetv2_predict`` of the strong test set with ``model`` (its boxes if it takes them) into ``out``;
+        returns the wall time per case, process start-up included (the same for every model)."""
         import time
 
+        strong = self.dataset_folder(STRONG, STRONG_NAME)
+        command = ["nnUNetv2_predict", "-i", strong / "imagesTs", "-o", out, "-d", model.dataset, "-c",
+                   model.configuration, "-tr", model.trainer, "-f", model.fold, "-device", self.profile.device,
+                   "-npp", "1", "-nps", "1"]
+        if model.uses_boxes:
+            command += ["-prev_stage_predictions", strong / "boxesTs"]
+        if self.profile.device == "cpu":
+            command.append("--disable_tta")
+        start = time.time()
+        self.runner.run(stage, command)
+        return (time.time() - start) / self.profile.num_test
+
+    def _predict(self) -> None:
         from nnunet_kd.atomic import atomic_write_json
 
-        strong = self.dataset_folder(STRONG, STRONG_NAME)
         costs = {}
         for model in self.models:
             out = self.prediction_folder(model)
-            start = time.time()
-            command = ["nnUNetv2_predict", "-i", strong / "imagesTs", "-o", out, "-d", model.dataset, "-c",
-                       model.configuration, "-tr", model.trainer, "-f", model.fold, "-device", self.profile.device,
-                       "-npp", "1", "-nps", "1"]
-            if model.uses_boxes:
-                command += ["-prev_stage_predictions", strong / "boxesTs"]
-            if self.profile.device == "cpu":
-                command.append("--disable_tta")
-            self.runner.run("predict", command)
-            # wall time of nnUNetv2_predict per case, process start-up included (the same for every model)
-            costs[out.name] = self._model_cost(model, (time.time() - start) / self.profile.num_test)
+            costs[out.name] = self.model_cost(model, self.predict_test_set(model, out))
         atomic_write_json(self.costs_file, costs)
 
     def _evaluate_done(self) -> bool:
