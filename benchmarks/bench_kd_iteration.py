@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -137,7 +136,7 @@ def main() -> None:
     result = {}
     print(f"plan {args.plan}, patch {PLANS[args.plan][0]}, batch {PLANS[args.plan][3]}, device {args.device}, "
           f"{args.rounds} interleaved rounds")
-    print(f"| variant | median s/iteration | ratio | peak memory MiB | memory ratio |\n|---|---:|---:|---:|---:|")
+    print("| variant | median s/iteration | ratio | peak memory MiB | memory ratio |\n|---|---:|---:|---:|---:|")
     memory = {v: (None if args.no_memory else peak_memory(args.plan, v, args.device)) for v in VARIANTS}
     for variant in VARIANTS:
         median = statistics.median(times[variant])
