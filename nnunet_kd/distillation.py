@@ -202,6 +202,12 @@ class DistillationObjective(nn.Module):
 
     def _feature_loss(self, target: Tensor, weights: Tensor) -> Tensor:
         student_features = self._student_recorder.features
+        missing = [stage for stage in self.student_stages if stage not in student_features]
+        if missing:
+            raise RuntimeError(
+                f"the student's feature hooks did not fire for {', '.join(missing)}: the network was probably compiled "
+                "from a graph traced without them (torch.compile does not guard on hooks by default); attach the hooks "
+                "before the first compiled call, or set nnUNet_compile=f")
         total = 0.0
         for s, stage in enumerate(self.student_stages):
             for j, recorder in enumerate(self._teacher_recorders):

@@ -17,6 +17,7 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
 from nnunet_kd.atomic import atomic_write_json
+from nnunet_kd.distributed import average_gradients, broadcast_parameters, mean_over_ranks
 from nnunet_kd.distillation import DistillationObjective, KDConfig
 from nnunet_kd.errors import ConfigurationError
 from nnunet_kd.kd_logging import log_epoch_values, plot_kd_progress, register_keys
@@ -48,6 +49,7 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
             for index, teacher in enumerate(self.kd_spec.teachers):
                 check_teacher(teacher, teacher.label(index), self.kd_student)
         self.kd_objective: DistillationObjective | None = None
+        self._kd_ready_to_compile = False
         self.kd_log_keys = [*_COMPONENTS, *(f"kd_weight_{t.label(i)}" for i, t in enumerate(self.kd_spec.teachers))]
         register_keys(self.logger, self.kd_log_keys)
 
@@ -72,7 +74,10 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
                               spacing=tuple(cm.spacing), num_image_channels=len(self.dataset_json["channel_names"]))
 
     def _do_i_compile(self):
-        return False  # feature hooks under torch.compile are not verified: keep the student eager
+        # nnU-Net asks before the feature hooks exist; initialize() compiles the student once they are attached
+        # (hooks first, then compile: measured to give eager's losses and gradients, benchmarks/README.md). Under
+        # DDP the student stays eager: compiling inside the DDP wrapper is unverified.
+        return getattr(self, "_kd_ready_to_compile", False) and not self.is_ddp and super()._do_i_compile()
 
     # ------------------------------------------------------------------------------------------ set-up
     def initialize(self):
@@ -91,8 +96,16 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
                 self.kd_objective.attach_features(self.network, example,
                                                   torch.zeros((1, 1, *patch), device=self.device))
                 self.kd_objective.to(self.device)
+        self._kd_ready_to_compile = True
+        if self._do_i_compile():
+            self.print_to_log_file("Using torch.compile (after the distillation hooks were attached)...")
+            # dynamo does not guard on module hooks by default: a graph traced without them would be reused and the
+            # hooks would never fire (seen in one process with an unhooked network of the same class)
+            torch._dynamo.config.skip_nnmodule_hook_guards = False
+            self.network = torch.compile(self.network)
         adapters = [p for p in self.kd_objective.parameters() if p.requires_grad]
         if adapters:
+            broadcast_parameters(adapters)  # DDP syncs the wrapped student only; adapters start equal on every rank
             self.optimizer.add_param_group({"params": adapters})
         for teacher in teachers:
             self.print_to_log_file(f"distillation teacher {teacher.label}: {teacher.model_folder} folds "
@@ -126,15 +139,18 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
             losses = self.compute_loss(data, target)
         loss = losses["loss"]
-        parameters = [*self.network.parameters(), *self.kd_objective.parameters()]
+        adapters = list(self.kd_objective.parameters())
+        parameters = [*self.network.parameters(), *adapters]
         if self.grad_scaler is not None:
             self.grad_scaler.scale(loss).backward()
+            average_gradients(adapters)  # DDP averages the student's gradients, not the adapters'
             self.grad_scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(parameters, 12)
             self.grad_scaler.step(self.optimizer)
             self.grad_scaler.update()
         else:
             loss.backward()
+            average_gradients(adapters)
             torch.nn.utils.clip_grad_norm_(parameters, 12)
             self.optimizer.step()
         mean_weights = losses["weights"].mean(0).cpu().numpy()
@@ -145,7 +161,8 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
 
     def on_train_epoch_end(self, train_outputs):
         super().on_train_epoch_end(train_outputs)
-        values = {key: float(np.mean([o[key] for o in train_outputs])) for key in self.kd_log_keys}
+        values = mean_over_ranks({key: float(np.mean([o[key] for o in train_outputs])) for key in self.kd_log_keys},
+                                 self.kd_log_keys)
         log_epoch_values(self.logger, values, self.current_epoch)
         self.print_to_log_file(", ".join(f"{k} {v:.4f}" for k, v in values.items()))
 

@@ -10,7 +10,7 @@ from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from torch import nn
 
 from nnunet_kd.boxes import axial_box_mask
-from nnunet_kd.distillation import DistillationObjective, KDConfig, resolve_stage_name
+from nnunet_kd.distillation import DistillationObjective, KDConfig
 from nnunet_kd.errors import ConfigurationError
 from nnunet_kd.kd_spec import TeacherSpec
 from nnunet_kd.normalization import NormalizationConversion
@@ -90,6 +90,17 @@ def test_unknown_stage_of_a_teacher_is_a_clear_error():
     data, targets = batch()
     with pytest.raises(ConfigurationError, match="encoder.stem"):
         objective.attach_features(student, data[:1], targets[0][:1])
+
+
+def test_student_hooks_that_did_not_fire_are_a_clear_error():
+    # what a compiled graph traced without the hooks looks like to the objective: the student's features are missing
+    student, teacher = unet(), frozen(unet())
+    objective = DistillationObjective([teacher], KDConfig(feature_stages=("encoder.stages.0",)), DS_WEIGHTS)
+    data, targets = batch()
+    objective.attach_features(student, data[:1], targets[0][:1])
+    objective._student_recorder.detach()
+    with pytest.raises(RuntimeError, match="hooks did not fire for encoder.stages.0"):
+        objective(student(data), targets, data, torch.tensor(0.0))
 
 
 def test_box_guided_teacher_gets_the_boxes_of_the_target():
