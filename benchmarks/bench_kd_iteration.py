@@ -30,7 +30,9 @@ PLANS = {  # (patch, features, strides, batch size)
     "ct": ((80, 160, 160), (32, 64, 128, 256, 320, 320),
            ((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (1, 2, 2)), 2),
 }
-VARIANTS = ("nnUNetTrainer", "KD 1 teacher", "MKD 1 teacher", "KD 2 teachers", "MKD 2 teachers")
+VARIANTS = ("nnUNetTrainer", "KD 1 teacher", "MKD 1 teacher", "KD 2 teachers", "MKD 2 teachers", "teacher forward")
+# "teacher forward" times one frozen teacher's forward pass alone (no_grad, autocast on CUDA): the part of the KD step
+# that no implementation can avoid. 1 + its ratio is the lowest ratio a 1-teacher KD step can reach.
 
 
 def network(plan: str) -> PlainConvUNet:
@@ -41,7 +43,7 @@ def network(plan: str) -> PlainConvUNet:
                          {"inplace": True}, deep_supervision=True)
 
 
-def build(plan: str, variant: str, device: torch.device):
+def build(plan: str, variant: str, device: torch.device, compile_student: bool = False):
     from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
     from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
@@ -60,6 +62,17 @@ def build(plan: str, variant: str, device: torch.device):
                                                  dice_class=MemoryEfficientSoftDiceLoss), weights)
     optimizer = torch.optim.SGD(student.parameters(), 1e-2, momentum=0.99, nesterov=True, weight_decay=3e-5)
     objective = None
+    if variant == "teacher forward":
+        teacher = network(plan).to(device).eval().requires_grad_(False)
+        del student
+        x = torch.randn((batch, 1, *patch), device=device)
+
+        @torch.no_grad()
+        def forward_only() -> None:
+            with torch.autocast(device.type, enabled=device.type == "cuda"):
+                teacher(x)
+
+        return forward_only
     if variant != "nnUNetTrainer":
         count = 2 if "2 teachers" in variant else 1
         teachers = [FrozenTeacher(TeacherSpec("1", "T", "c"), f"t{j}", [network(plan).to(device).eval()
@@ -71,6 +84,9 @@ def build(plan: str, variant: str, device: torch.device):
         objective.attach_features(student, data, torch.zeros((1, 1, *patch), device=device))
         if list(objective.parameters()):
             optimizer.add_param_group({"params": list(objective.parameters())})
+    if compile_student:  # after the feature hooks, as the distillation trainers do on CUDA
+        torch._dynamo.config.skip_nnmodule_hook_guards = False  # as the trainers: a hooked student gets its own graph
+        student = torch.compile(student)
     data = torch.randn((batch, 1, *patch), device=device)
     label = torch.zeros((batch, 1, *patch), device=device)
     label[:, :, 10:20, 20:40, 20:40] = 1
@@ -106,7 +122,8 @@ def timed(step, device: torch.device) -> float:
 def peak_memory(plan: str, variant: str, device: str) -> float:
     """Peak memory (MiB) of two steps of one variant in a fresh process."""
     code = (f"import sys; sys.argv=['x']; import torch, resource; from bench_kd_iteration import build;"
-            f"d=torch.device('{device}'); s=build('{plan}', '{variant}', d); s(); s();"
+            f"d=torch.device('{device}'); torch.backends.cudnn.benchmark=d.type=='cuda';"
+            f"s=build('{plan}', '{variant}', d); s(); s();"
             f"print(torch.cuda.max_memory_allocated()/2**20 if d.type=='cuda' else "
             f"resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -121,24 +138,30 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile every student (nnU-Net's CUDA default)")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = device.type == "cuda"  # as nnUNetv2_train sets it
     torch.manual_seed(0)
-    steps = {v: build(args.plan, v, device) for v in VARIANTS}
-    for step in steps.values():  # warm-up
-        step()
-    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    variants = [v for v in VARIANTS if v in args.variants or v == "nnUNetTrainer"]
+    steps = {v: build(args.plan, v, device, args.compile) for v in variants}
+    for step in steps.values():  # warm-up (compilation: forward, then backward graphs)
+        for _ in range(2 if args.compile else 1):
+            step()
+    times: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(args.rounds):
         for variant, step in steps.items():
             times[variant].append(timed(step, device))
     base = statistics.median(times["nnUNetTrainer"])
     result = {}
     print(f"plan {args.plan}, patch {PLANS[args.plan][0]}, batch {PLANS[args.plan][3]}, device {args.device}, "
-          f"{args.rounds} interleaved rounds")
+          f"{args.rounds} interleaved rounds, students {'compiled' if args.compile else 'eager'}")
     print("| variant | median s/iteration | ratio | peak memory MiB | memory ratio |\n|---|---:|---:|---:|---:|")
-    memory = {v: (None if args.no_memory else peak_memory(args.plan, v, args.device)) for v in VARIANTS}
-    for variant in VARIANTS:
+    memory = {v: (None if args.no_memory or args.compile else peak_memory(args.plan, v, args.device))
+              for v in variants}
+    for variant in variants:
         median = statistics.median(times[variant])
         mem = memory[variant]
         mem_ratio = f"{mem / memory['nnUNetTrainer']:.2f}" if mem else "-"

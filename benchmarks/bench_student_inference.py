@@ -1,0 +1,110 @@
+"""Sliding-window inference time for one realistic-size volume: compact students vs nnU-Net's PlainConvUNet.
+
+The networks are those of ``bench_students.py``'s CT plan (patch 80x160x160, built through nnU-Net's
+``get_network_from_plans`` after the real ``add_student_configuration``), with random weights: the cost of a forward
+pass does not depend on the weights. Each one predicts the same volume through nnU-Net's own
+``nnUNetPredictor.predict_sliding_window_return_logits`` (Gaussian weighting, tile step 0.5, as
+``nnUNetv2_predict``), test-time mirroring off by default (``--mirror`` turns it on: 8 forward passes per window).
+Preprocessing and export are not timed: they are the same for every network.
+
+Default volume 200x256x352 voxels = a lung-cropped chest CT at MSD-Lung's planned spacing (about 1.24x0.79x0.79 mm:
+25 cm cranio-caudal, 20 cm antero-posterior, 28 cm left-right), 48 windows. Networks are timed side by side in one
+process, in interleaved rounds (median reported); on CUDA one untimed warm-up round comes first.
+
+    python benchmarks/bench_student_inference.py --device cpu --threads 2 --rounds 1
+    python benchmarks/bench_student_inference.py --device cuda --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from bench_students import PLANS, build, with_students
+from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+DATASET_JSON = {"channel_names": {"0": "CT"}, "labels": {"background": 0, "tumour": 1}, "numTraining": 0,
+                "file_ending": ".nii.gz"}
+DEFAULT_NETWORKS = ["3d_fullres", "student_w1_aspp", "student_w0.5_aspp"]
+
+
+def predictor_for(plans: dict, configuration: str, device: torch.device, mirror: bool) -> nnUNetPredictor:
+    """An nnUNetPredictor around a freshly built network of ``configuration`` (no checkpoint needed)."""
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirror,
+                                perform_everything_on_device=device.type == "cuda", device=device, verbose=False,
+                                allow_tqdm=False)
+    manager = PlansManager(plans)
+    predictor.manual_initialization(build(plans, configuration), manager, manager.get_configuration(configuration),
+                                    None, DATASET_JSON, "nnUNetTrainer", (0, 1, 2))
+    return predictor
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--rounds", type=int, default=1, help="timed rounds (default 1)")
+    parser.add_argument("--volume", type=int, nargs=3, default=[200, 256, 352], metavar=("Z", "Y", "X"))
+    parser.add_argument("--networks", nargs="+", default=DEFAULT_NETWORKS,
+                        help=f"configurations of the CT plan (default: {' '.join(DEFAULT_NETWORKS)})")
+    parser.add_argument("--mirror", action="store_true", help="test-time mirroring (nnUNetv2_predict's default)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    with tempfile.TemporaryDirectory() as folder:
+        plans = with_students(PLANS["ct"], Path(folder))
+    predictors = {name: predictor_for(plans, name, device, args.mirror) for name in args.networks}
+    volume = torch.randn((1, *args.volume))
+    windows = len(next(iter(predictors.values()))._internal_get_sliding_window_slicers(tuple(args.volume)))
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    print(f"torch {torch.__version__}, {args.device} ({gpu}), {args.threads} CPU thread(s); volume "
+          f"{'x'.join(map(str, args.volume))}, patch 80x160x160, {windows} windows, mirroring "
+          f"{'on' if args.mirror else 'off'}, {args.rounds} round(s)", flush=True)
+    times: dict[str, list[float]] = {name: [] for name in predictors}
+    peak: dict[str, float] = {}
+    for round_index in range(args.rounds + (device.type == "cuda")):
+        for name, predictor in predictors.items():
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            synchronize(device)
+            start = time.perf_counter()
+            logits = predictor.predict_sliding_window_return_logits(volume)
+            synchronize(device)
+            elapsed = time.perf_counter() - start
+            assert tuple(logits.shape) == (2, *args.volume), logits.shape
+            del logits
+            if device.type == "cuda":
+                peak[name] = torch.cuda.max_memory_allocated(device) / 2**20
+            if device.type == "cuda" and round_index == 0:
+                continue  # warm-up (cuDNN autotuning, allocator)
+            times[name].append(elapsed)
+            print(f"  round {round_index}: {name} {elapsed:.2f} s", flush=True)
+    reference = statistics.median(times[args.networks[0]])
+    print(f"\n| network | s per volume (median) | % of {args.networks[0]} | s per window | peak GPU MiB |\n"
+          "|---|---:|---:|---:|---:|")
+    result = {}
+    for name in args.networks:
+        median = statistics.median(times[name])
+        memory = f"{peak[name]:.0f}" if name in peak else "-"
+        print(f"| {name} | {median:.2f} | {100 * median / reference:.1f} | {median / windows:.3f} | {memory} |")
+        result[name] = {"seconds": times[name], "median_s": median, "windows": windows, "peak_mib": peak.get(name)}
+    if args.json:
+        args.json.write_text(json.dumps({"device": gpu, "volume": args.volume, "mirror": args.mirror,
+                                         "threads": args.threads, "results": result}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Does multi-scale distillation survive ``torch.compile``? (GPU check; nnU-Net compiles by default on CUDA.)
+
+Builds the phantom plan's student and one same-size frozen teacher (as ``bench_kd_iteration.py``), attaches the
+feature hooks of ``nnUNetTrainerMKD`` (encoder stages 0-2) and computes one training step's loss and gradients:
+
+- ``eager``: no compilation (what the distillation trainers do today);
+- ``compile after hooks``: hooks registered, then ``torch.compile(student)`` (the order nnunet_kd recommends);
+- ``hooks after compile``: ``torch.compile(student)`` first, hooks registered on the wrapped module afterwards, but
+  before the first call (the order nnU-Net's ``initialize`` would impose if the trainer allowed compilation).
+
+For each it reports Seg, Mid and KL, the largest gradient difference to eager (same weights, same batch, float32,
+TF32 off), whether the hooks saw the features, and the median step time over ``--steps`` steps under autocast.
+
+    python benchmarks/check_compile_hooks.py --device cuda [--steps 20] [--plan phantom]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+import traceback
+
+import torch
+from bench_kd_iteration import PLANS, network
+
+from nnunet_kd.distillation import DistillationObjective, KDConfig
+from nnunet_kd.kd_spec import TeacherSpec
+from nnunet_kd.normalization import NormalizationConversion
+from nnunet_kd.teachers import FrozenTeacher
+
+STAGES = ("encoder.stages.0", "encoder.stages.1", "encoder.stages.2")
+
+
+def batch(plan: str, device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    patch, _, strides, size = PLANS[plan]
+    generator = torch.Generator().manual_seed(0)
+    data = torch.randn((size, 1, *patch), generator=generator).to(device)
+    label = torch.zeros((size, 1, *patch))
+    label[:, :, 10:20, 20:40, 20:40] = 1
+    targets, current = [], label
+    for stride in strides[1:]:
+        targets.append(current.to(device))
+        current = current[:, :, :: stride[0], :: stride[1], :: stride[2]]
+    return data, targets
+
+
+def run_mode(mode: str, student0: torch.nn.Module, teacher_net: torch.nn.Module, plan: str, device: torch.device,
+             steps: int) -> dict:
+    _, features, strides, _ = PLANS[plan]
+    weights = [1 / 2**i for i in range(len(features) - 1)]
+    weights[-1] = 0
+    weights = [w / sum(weights) for w in weights]
+    student = copy.deepcopy(student0)
+    teacher = FrozenTeacher(TeacherSpec("1", "T", "c"), "t0", [teacher_net], None, (0,), False, 0,
+                            NormalizationConversion(), [list(s) for s in strides])
+    objective = DistillationObjective([teacher], KDConfig(feature_stages=STAGES), weights).to(device)
+    data, targets = batch(plan, device)
+    model = student
+    if mode == "hooks after compile":
+        model = torch.compile(student)
+    objective.attach_features(model, data[:1], targets[0][:1])
+    if mode == "compile after hooks":
+        model = torch.compile(student)
+
+    def step(autocast: bool) -> dict:
+        student.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, enabled=autocast and device.type == "cuda"):
+            output = model(data)
+            seg = sum(torch.nn.functional.cross_entropy(o.float(), t[:, 0].long()) * w
+                      for o, t, w in zip(output, targets, weights, strict=True))
+            losses = objective(list(output), targets, data, seg)
+        losses["loss"].backward()
+        return losses
+
+    losses = step(autocast=False)  # float32 step, compared with eager
+    gradients = {n: p.grad.detach().clone() for n, p in student.named_parameters() if p.grad is not None}
+    times = []
+    for _ in range(steps):
+        torch.cuda.synchronize(device) if device.type == "cuda" else None
+        start = time.perf_counter()
+        step(autocast=True)
+        torch.cuda.synchronize(device) if device.type == "cuda" else None
+        times.append(time.perf_counter() - start)
+    return {"seg": float(losses["seg"]), "mid": float(losses["mid"]), "kl": float(losses["kl"]),
+            "gradients": gradients, "median_s": statistics.median(times[steps // 2:]) if steps else float("nan")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--plan", choices=sorted(PLANS), default="phantom")
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.manual_seed(0)
+    student0 = network(args.plan).to(device)
+    teacher_net = network(args.plan).to(device).eval().requires_grad_(False)
+    print(f"torch {torch.__version__}, {device}, plan {args.plan}, stages {', '.join(STAGES)}")
+    reference = None
+    print("| mode | Seg | Mid | KL | max gradient difference to eager | median s/step (autocast) | result |\n"
+          "|---|---:|---:|---:|---:|---:|---|")
+    for mode in ("eager", "compile after hooks", "hooks after compile"):
+        torch._dynamo.reset()
+        try:
+            result = run_mode(mode, student0, teacher_net, args.plan, device, args.steps)
+        except Exception as error:  # report the failure of this mode and go on with the next
+            traceback.print_exc()
+            print(f"| {mode} | - | - | - | - | - | fails: {type(error).__name__}: {str(error)[:120]} |")
+            continue
+        if reference is None:
+            reference = result
+        # relative to the largest reference gradient: conv biases before InstanceNorm have a mathematically zero
+        # gradient, so a per-parameter relative difference would compare rounding noise with rounding noise
+        scale = max(g.abs().max().item() for g in reference["gradients"].values())
+        diff = max((result["gradients"][n] - g).abs().max().item() for n, g in reference["gradients"].items()) / scale
+        same = abs(result["mid"] - reference["mid"]) <= 1e-4 * max(1.0, abs(reference["mid"])) and diff < 1e-3
+        print(f"| {mode} | {result['seg']:.5f} | {result['mid']:.5f} | {result['kl']:.5f} | {diff:.1e} (relative) | "
+              f"{result['median_s']:.4f} | {'matches eager' if same else 'DIFFERS from eager'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
