@@ -8,10 +8,10 @@ import random
 
 import numpy as np
 import torch
-
 from nnunet_kd.trainers.box_guided import nnUNetTrainerBoxGuided
 from nnunet_kd.trainers.distillation import nnUNetTrainerMKD
 from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerQuickNoMirroring
+from nnunet_kd.trainers.size_balanced import nnUNetTrainerMKDSizeBalanced
 
 
 class nnUNetTrainerQuickNoMirroring_test(nnUNetTrainerQuickNoMirroring):
@@ -57,6 +57,16 @@ class nnUNetTrainerMKD_test(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerM
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.save_every = 1
+
+
+class nnUNetTrainerMKDSizeBalanced_test(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerMKDSizeBalanced):
+    """Size-balanced multi-scale distillation: one epoch of two iterations. One bin edge at 25 ml splits the test
+    phantoms (about 15-80 ml) into two bins of unequal size, so that some cases must be repeated."""
+
+    tumour_volume_bin_edges_ml = (25.0,)
+    quick_num_epochs = 1
+    quick_iterations_per_epoch = 2
+    quick_val_iterations_per_epoch = 1
 
 
 class nnUNetTrainerBoxGuided_smoke(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerBoxGuided):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from conftest import BOX_CONFIG, BOX_TEACHER, DATASET_NAME, PLAIN_TEACHER, TINY_CONFIG, WIDE_CONFIG
 
+from nnunet_kd.plans import load_plans, resolved_configuration
 from nnunet_kd.teachers import load_checkpoint_weights, weights_hash
 
 STUDENT = "nnUNetTrainerMKD_test"
@@ -39,7 +40,6 @@ def test_mkd_with_two_teachers_resume_and_student_prediction(nnunet_env, box_tea
     assert adapters and all("adapter" in k for k in adapters)
     assert not [k for k in checkpoint["network_weights"] if "adapter" in k or "feature_losses" in k]
     from nnunet_kd.trainers import nnUNetTrainerMKD  # the student network is the plain plans network
-    from nnunet_kd.plans import load_plans
 
     plans = load_plans(fold.parent / "plans.json")
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
@@ -108,3 +108,39 @@ def test_bad_specs_stop_before_training_with_one_clear_error(nnunet_env, box_tea
     incompatible = tmp_path / "incompatible.json"
     incompatible.write_text(json.dumps(spec))
     assert "target spacing" in _train_error(nnunet_env, incompatible)
+
+
+def test_size_balanced_mkd_trains_with_per_bin_sampling(nnunet_env, box_teacher, plain_teacher, spec_file,
+                                                        tmp_path):
+    trainer = "nnUNetTrainerMKDSizeBalanced_test"
+    spec = json.loads(spec_file.read_text())
+    for teacher in spec["teachers"]:
+        teacher["folds"] = [0]  # the student trains on fold "all" (no final validation); the teachers have fold 0
+    (tmp_path / "kd_teachers.json").write_text(json.dumps(spec))
+    nnunet_env.run("nnUNetv2_train", "901", TINY_CONFIG, "all", "-tr", trainer, "-device", "cpu",
+                   NNUNET_KD_SPEC=str(tmp_path / "kd_teachers.json"))
+    fold = nnunet_env.results / DATASET_NAME / f"{trainer}__nnUNetPlans__{TINY_CONFIG}" / "fold_all"
+    assert (fold / "checkpoint_final.pth").is_file()
+
+    # tumour volumes were read once from the preprocessed labels and cached beside the data folder
+    plans = load_plans(nnunet_env.preprocessed / DATASET_NAME / "nnUNetPlans.json")
+    data_identifier = resolved_configuration(plans, TINY_CONFIG)["data_identifier"]
+    cache = json.loads((nnunet_env.preprocessed / DATASET_NAME / f"tumour_volumes_{data_identifier}.json").read_text())
+    volumes = cache["volumes_ml"]
+    cases = sorted(p.name[: -len(".b2nd")] for p in (nnunet_env.preprocessed / DATASET_NAME / data_identifier)
+                   .glob("*.b2nd") if not p.name.endswith("_seg.b2nd"))
+    assert sorted(volumes) == cases and all(v >= 0 for v in volumes.values())
+
+    # each case is listed (1 / its bin's size) / (1 / the largest bin's size) times, rounded: here the test trainer's
+    # single edge at 25 ml; the training log reports the repeats and equal target probabilities per bin
+    in_bin = {case: 0 if v == 0 else 1 + (v >= 25.0) for case, v in volumes.items()}
+    sizes = {b: list(in_bin.values()).count(b) for b in set(in_bin.values())}
+    expected = {case: round(max(sizes.values()) / sizes[b]) for case, b in in_bin.items()}
+    log = "".join(f.read_text() for f in fold.glob("training_log_*.txt"))
+    assert "tumour-size-balanced sampling" in log
+    logged = {line.split(": ")[1].strip(): int(line.split("repeats ")[1].split(",")[0])
+              for line in log.splitlines() if ", repeats " in line}
+    assert logged == expected
+    bins = [line for line in log.splitlines() if "target probability" in line]
+    targets = [float(line.split("target probability ")[1].split(",")[0]) for line in bins]
+    assert len(bins) == len(sizes) and all(abs(t - 1 / len(sizes)) < 1e-3 for t in targets)
