@@ -64,6 +64,7 @@ def build(plan: str, variant: str, device: torch.device, compile_student: bool =
     objective = None
     if variant == "teacher forward":
         teacher = network(plan).to(device).eval().requires_grad_(False)
+        teacher = torch.compile(teacher) if compile_student else teacher
         del student
         x = torch.randn((batch, 1, *patch), device=device)
 
@@ -84,9 +85,11 @@ def build(plan: str, variant: str, device: torch.device, compile_student: bool =
         objective.attach_features(student, data, torch.zeros((1, 1, *patch), device=device))
         if list(objective.parameters()):
             optimizer.add_param_group({"params": list(objective.parameters())})
-    if compile_student:  # after the feature hooks, as the distillation trainers do on CUDA
+    if compile_student:  # after the feature hooks, as the distillation trainers do on CUDA (teachers too)
         torch._dynamo.config.skip_nnmodule_hook_guards = False  # as the trainers: a hooked student gets its own graph
         student = torch.compile(student)
+        if objective is not None:
+            objective.compile_teachers()
     data = torch.randn((batch, 1, *patch), device=device)
     label = torch.zeros((batch, 1, *patch), device=device)
     label[:, :, 10:20, 20:40, 20:40] = 1
@@ -138,7 +141,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true")
-    parser.add_argument("--compile", action="store_true", help="torch.compile every student (nnU-Net's CUDA default)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile students and teachers (nnU-Net compiles by default on CUDA)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

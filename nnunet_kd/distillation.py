@@ -135,6 +135,13 @@ class DistillationObjective(nn.Module):
                         student_channels, teacher_channels, self.config.feature_loss, spatial_dims)
         self._clear_features()
 
+    def compile_teachers(self) -> None:
+        """``torch.compile`` every teacher network (all folds). Call after :meth:`attach_features`: hooks registered
+        later would not be traced (dynamo does not guard on module hooks unless told to)."""
+        torch._dynamo.config.skip_nnmodule_hook_guards = False
+        for teacher in self.teachers:
+            teacher.networks = [torch.compile(network) for network in teacher.networks]
+
     def detach_features(self) -> None:
         for recorder in [self._student_recorder, *self._teacher_recorders]:
             if recorder is not None:

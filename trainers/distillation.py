@@ -98,11 +98,13 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
                 self.kd_objective.to(self.device)
         self._kd_ready_to_compile = True
         if self._do_i_compile():
-            self.print_to_log_file("Using torch.compile (after the distillation hooks were attached)...")
+            self.print_to_log_file("Using torch.compile for the student and the teachers (after the distillation "
+                                   "hooks were attached)...")
             # dynamo does not guard on module hooks by default: a graph traced without them would be reused and the
             # hooks would never fire (seen in one process with an unhooked network of the same class)
             torch._dynamo.config.skip_nnmodule_hook_guards = False
             self.network = torch.compile(self.network)
+            self.kd_objective.compile_teachers()
         adapters = [p for p in self.kd_objective.parameters() if p.requires_grad]
         if adapters:
             broadcast_parameters(adapters)  # DDP syncs the wrapped student only; adapters start equal on every rank

@@ -103,6 +103,32 @@ def test_student_hooks_that_did_not_fire_are_a_clear_error():
         objective(student(data), targets, data, torch.tensor(0.0))
 
 
+class _Compiled(nn.Module):
+    """Stands in for torch.compile's OptimizedModule (a real compile needs a C++ toolchain and minutes on a CPU)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self._orig_mod = module
+
+    def forward(self, x):
+        return self._orig_mod(x)
+
+
+def test_compiled_teachers_keep_their_hooks_and_give_the_same_losses(monkeypatch):
+    student, teacher = unet(), frozen(unet(8))
+    objective = DistillationObjective([teacher], KDConfig(feature_stages=("encoder.stages.0",)), DS_WEIGHTS)
+    data, targets = batch()
+    objective.attach_features(student, data[:1], targets[0][:1])
+    student.eval()
+    before = objective(student(data), targets, data, torch.tensor(0.0))
+    monkeypatch.setattr(torch, "compile", _Compiled)
+    objective.compile_teachers()
+    assert isinstance(teacher.networks[0], _Compiled)
+    after = objective(student(data), targets, data, torch.tensor(0.0))
+    assert after["mid"].item() == pytest.approx(before["mid"].item()) and after["mid"].item() > 0
+    assert after["kl"].item() == pytest.approx(before["kl"].item())
+
+
 def test_box_guided_teacher_gets_the_boxes_of_the_target():
     teacher = frozen(unet(inputs=2), needs_boxes=True)
     data, targets = batch()
