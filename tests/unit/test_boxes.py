@@ -92,3 +92,41 @@ def test_empty_label_and_invalid_input():
         axial_boxes_from_label(np.zeros((3, 3)))
     with pytest.raises(ValueError):
         AxialBox(0, 3, 2, 0, 0)
+
+
+def _reference_boxes(label: np.ndarray, merge: bool, connectivity: int) -> list[AxialBox]:
+    """The definition, written out slowly: label the whole volume, then one tight rectangle per lesion and slice."""
+    from scipy import ndimage
+
+    structure = ndimage.generate_binary_structure(3, 3 if connectivity == 26 else 1)
+    components, count = ndimage.label(label > 0, structure=structure)
+    if merge:
+        components, count = (label > 0).astype(int), int((label > 0).any())
+    boxes = []
+    for lesion in range(1, count + 1):
+        for z in range(label.shape[0]):
+            rows, cols = np.nonzero(components[z] == lesion)
+            if rows.size:
+                boxes.append(AxialBox(z, int(rows.min()), int(rows.max()), int(cols.min()), int(cols.max()),
+                                      lesion=0 if merge else lesion))
+    return sorted(boxes)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_boxes_equal_the_definition_on_random_multi_lesion_volumes(seed):
+    # blobs anywhere, touching the borders too: cropping to the foreground before labelling must change nothing
+    rng = np.random.default_rng(seed)
+    label = (rng.random((12, 20, 24)) > 0.93).astype(np.uint8)
+    label[0, 0, :3] = 1
+    label[-1, -2:, -1] = 2
+    for merge in (False, True):
+        for connectivity in (6, 26):
+            expected = _reference_boxes(label, merge, connectivity)
+            found = axial_boxes_from_label(label, merge_per_slice=merge, connectivity=connectivity)
+            if merge:
+                assert found == expected
+            else:  # lesion ids may be numbered differently: compare the rectangles and how they group into lesions
+                def grouped(boxes):
+                    return sorted(tuple(sorted((b.slice_index, b.row_min, b.row_max, b.col_min, b.col_max)
+                                               for b in boxes if b.lesion == k)) for k in {b.lesion for b in boxes})
+                assert grouped(found) == grouped(expected)
