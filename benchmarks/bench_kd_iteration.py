@@ -30,15 +30,18 @@ PLANS = {  # (patch, features, strides, batch size)
     "ct": ((80, 160, 160), (32, 64, 128, 256, 320, 320),
            ((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (1, 2, 2)), 2),
 }
-VARIANTS = ("nnUNetTrainer", "KD 1 teacher", "MKD 1 teacher", "KD 2 teachers", "MKD 2 teachers", "teacher forward")
+VARIANTS = ("nnUNetTrainer", "KD 1 teacher", "MKD 1 teacher", "KD 2 teachers", "MKD 2 teachers",
+            "KD 1 box-guided teacher", "teacher forward")
+# "KD 1 box-guided teacher": the teacher takes CT + the axial box mask, derived from the batch's label on every step
+# (on the CPU: connected components), as nnunet_kd does for box-guided teachers.
 # "teacher forward" times one frozen teacher's forward pass alone (no_grad, autocast on CUDA): the part of the KD step
 # that no implementation can avoid. 1 + its ratio is the lowest ratio a 1-teacher KD step can reach.
 
 
-def network(plan: str) -> PlainConvUNet:
+def network(plan: str, input_channels: int = 1) -> PlainConvUNet:
     _, features, strides, _ = PLANS[plan]
     n = len(features)
-    return PlainConvUNet(1, n, list(features), nn.Conv3d, 3, [list(s) for s in strides], 2, 2, 2, True,
+    return PlainConvUNet(input_channels, n, list(features), nn.Conv3d, 3, [list(s) for s in strides], 2, 2, 2, True,
                          nn.InstanceNorm3d, {"eps": 1e-5, "affine": True}, None, None, nn.LeakyReLU,
                          {"inplace": True}, deep_supervision=True)
 
@@ -76,8 +79,9 @@ def build(plan: str, variant: str, device: torch.device, compile_student: bool =
         return forward_only
     if variant != "nnUNetTrainer":
         count = 2 if "2 teachers" in variant else 1
-        teachers = [FrozenTeacher(TeacherSpec("1", "T", "c"), f"t{j}", [network(plan).to(device).eval()
-                                                                        .requires_grad_(False)], None, (0,), False, 0,
+        boxes = "box-guided" in variant
+        teachers = [FrozenTeacher(TeacherSpec("1", "T", "c"), f"t{j}", [network(plan, 1 + boxes).to(device).eval()
+                                                                        .requires_grad_(False)], None, (0,), boxes, 0,
                                   NormalizationConversion(), [list(s) for s in strides]) for j in range(count)]
         stages = ("encoder.stages.0", "encoder.stages.1", "encoder.stages.2") if variant.startswith("MKD") else ()
         objective = DistillationObjective(teachers, KDConfig(feature_stages=stages), weights).to(device)
