@@ -201,8 +201,15 @@ class TeacherStudentPipeline:
                                 "-np", "1"])
 
     def _predict_done(self) -> bool:
-        return self.costs_file.is_file() and all(
-            len(list(self.prediction_folder(m).glob("*.nii.gz"))) == self.profile.num_test for m in self.models)
+        return all(self._prediction_complete(m, self._recorded_costs()) for m in self.models)
+
+    def _recorded_costs(self) -> dict[str, dict[str, float]]:
+        return json.loads(self.costs_file.read_text()) if self.costs_file.is_file() else {}
+
+    def _prediction_complete(self, model: Model, costs: dict[str, dict[str, float]]) -> bool:
+        """The model's test-set predictions are all there and its cost entry was recorded after them."""
+        folder = self.prediction_folder(model)
+        return folder.name in costs and len(list(folder.glob("*.nii.gz"))) == self.profile.num_test
 
     @property
     def costs_file(self) -> Path:
@@ -235,13 +242,18 @@ class TeacherStudentPipeline:
         return (time.time() - start) / self.profile.num_test
 
     def _predict(self) -> None:
+        """Predict with every model whose predictions are not complete yet; each model's cost entry is recorded as
+        soon as it finishes, so an interrupted stage resumes with the next model."""
         from nnunet_kd.atomic import atomic_write_json
 
-        costs = {}
+        costs = self._recorded_costs()
         for model in self.models:
+            if self._prediction_complete(model, costs):
+                continue
             out = self.prediction_folder(model)
             costs[out.name] = self.model_cost(model, self.predict_test_set(model, out))
-        atomic_write_json(self.costs_file, costs)
+            atomic_write_json(self.costs_file, {m.name: costs[m.name] for m in map(self.prediction_folder, self.models)
+                                                if m.name in costs})
 
     def _evaluate_done(self) -> bool:
         return (self.report_folder / "summary.json").is_file()
