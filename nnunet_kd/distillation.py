@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.feature_capture import FeatureRecorder, unwrap_network
+from nnunet_kd.feature_capture import FeatureRecorder, compile_keeping_hooks, unwrap_network
 from nnunet_kd.losses import (
     AttentionTransferLoss,
     DeepSupervisionLoss,
@@ -137,10 +137,9 @@ class DistillationObjective(nn.Module):
 
     def compile_teachers(self) -> None:
         """``torch.compile`` every teacher network (all folds). Call after :meth:`attach_features`: hooks registered
-        later would not be traced (dynamo does not guard on module hooks unless told to)."""
-        torch._dynamo.config.skip_nnmodule_hook_guards = False
+        later would not be traced."""
         for teacher in self.teachers:
-            teacher.networks = [torch.compile(network) for network in teacher.networks]
+            teacher.networks = [compile_keeping_hooks(network) for network in teacher.networks]
 
     def detach_features(self) -> None:
         for recorder in [self._student_recorder, *self._teacher_recorders]:

@@ -17,9 +17,10 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
 from nnunet_kd.atomic import atomic_write_json
-from nnunet_kd.distributed import average_gradients, broadcast_parameters, mean_over_ranks
 from nnunet_kd.distillation import DistillationObjective, KDConfig
+from nnunet_kd.distributed import average_gradients, broadcast_parameters, mean_over_ranks
 from nnunet_kd.errors import ConfigurationError
+from nnunet_kd.feature_capture import compile_keeping_hooks
 from nnunet_kd.kd_logging import log_epoch_values, plot_kd_progress, register_keys
 from nnunet_kd.kd_spec import HYPER_PARAMETERS, KDSpec, load_spec, spec_path
 from nnunet_kd.teachers import StudentContext, check_teacher, load_teacher
@@ -49,7 +50,6 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
             for index, teacher in enumerate(self.kd_spec.teachers):
                 check_teacher(teacher, teacher.label(index), self.kd_student)
         self.kd_objective: DistillationObjective | None = None
-        self._kd_ready_to_compile = False
         self.kd_log_keys = [*_COMPONENTS, *(f"kd_weight_{t.label(i)}" for i, t in enumerate(self.kd_spec.teachers))]
         register_keys(self.logger, self.kd_log_keys)
 
@@ -74,10 +74,10 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
                               spacing=tuple(cm.spacing), num_image_channels=len(self.dataset_json["channel_names"]))
 
     def _do_i_compile(self):
-        # nnU-Net asks before the feature hooks exist; initialize() compiles the student once they are attached
-        # (hooks first, then compile: measured to give eager's losses and gradients, benchmarks/README.md). Under
-        # DDP the student stays eager: compiling inside the DDP wrapper is unverified.
-        return getattr(self, "_kd_ready_to_compile", False) and not self.is_ddp and super()._do_i_compile()
+        # nnU-Net asks (in its initialize) before the objective and its feature hooks exist; our initialize compiles
+        # the student once they do (hooks first, then compile: measured to give eager's losses and gradients,
+        # benchmarks/README.md). Under DDP the student stays eager: compiling inside the DDP wrapper is unverified.
+        return getattr(self, "kd_objective", None) is not None and not self.is_ddp and super()._do_i_compile()
 
     # ------------------------------------------------------------------------------------------ set-up
     def initialize(self):
@@ -96,14 +96,10 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
                 self.kd_objective.attach_features(self.network, example,
                                                   torch.zeros((1, 1, *patch), device=self.device))
                 self.kd_objective.to(self.device)
-        self._kd_ready_to_compile = True
         if self._do_i_compile():
             self.print_to_log_file("Using torch.compile for the student and the teachers (after the distillation "
                                    "hooks were attached)...")
-            # dynamo does not guard on module hooks by default: a graph traced without them would be reused and the
-            # hooks would never fire (seen in one process with an unhooked network of the same class)
-            torch._dynamo.config.skip_nnmodule_hook_guards = False
-            self.network = torch.compile(self.network)
+            self.network = compile_keeping_hooks(self.network)
             self.kd_objective.compile_teachers()
         adapters = [p for p in self.kd_objective.parameters() if p.requires_grad]
         if adapters:

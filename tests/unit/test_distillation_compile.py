@@ -1,9 +1,9 @@
 """The distillation trainers compile the student only after the feature hooks exist, and never under DDP.
 
 nnU-Net's ``initialize`` compiles when ``_do_i_compile()`` says so, before any hook could be registered; the base
-answers False until its own ``initialize`` has attached the hooks, then defers to nnU-Net's rule (CUDA, not Windows,
-``nnUNet_compile``). The trainer object is built without ``__init__`` (that needs a dataset): only the attributes the
-rule reads are set.
+answers False until its own ``initialize`` has built the objective and attached the hooks, then defers to nnU-Net's
+rule (CUDA, not Windows, ``nnUNet_compile``). The trainer object is built without ``__init__`` (that needs a
+dataset): only the attributes the rule reads are set.
 """
 
 import pytest
@@ -16,7 +16,7 @@ def _trainer(device: str, ready: bool, ddp: bool) -> nnUNetTrainerDistillationBa
     trainer.device = torch.device(device)
     trainer.is_ddp = ddp
     if ready:
-        trainer._kd_ready_to_compile = True
+        trainer.kd_objective = object()  # stands in for the built objective (hooks attached)
     trainer.print_to_log_file = lambda *args, **kwargs: None
     return trainer
 
