@@ -50,21 +50,46 @@ def network(plan: str, input_channels: int = 1) -> PlainConvUNet:
                          {"inplace": True}, deep_supervision=True)
 
 
+def deep_supervision_weights(plan: str) -> list[float]:
+    """nnU-Net's: 1/2^i per output (highest resolution first), 0 for the lowest, normalised to sum 1."""
+    weights = [1 / 2**i for i in range(len(PLANS[plan][1]) - 1)]
+    weights[-1] = 0
+    return [w / sum(weights) for w in weights]
+
+
+def example_targets(plan: str, device: torch.device) -> list[torch.Tensor]:
+    """A box-shaped tumour label ``(batch, 1, *patch)`` at every deep-supervision scale, highest resolution first."""
+    patch, _, strides, batch = PLANS[plan]
+    label = torch.zeros((batch, 1, *patch), device=device)
+    label[:, :, 10:20, 20:40, 20:40] = 1
+    targets = []
+    for stride in strides[1:]:
+        targets.append(label)
+        label = label[:, :, :: stride[0], :: stride[1], :: stride[2]]
+    return targets
+
+
+def frozen_teacher(plan: str, teacher: nn.Module, label: str = "t0", needs_boxes: bool = False):
+    """``teacher`` as the distillation trainers hold it (eval, no gradients, one fold, no normalisation change)."""
+    from nnunet_kd.kd_spec import TeacherSpec
+    from nnunet_kd.normalization import NormalizationConversion
+    from nnunet_kd.teachers import FrozenTeacher
+
+    return FrozenTeacher(TeacherSpec("1", "T", "c"), label, [teacher.eval().requires_grad_(False)], None, (0,),
+                         needs_boxes, 0, NormalizationConversion(), [list(s) for s in PLANS[plan][2]])
+
+
 def build(plan: str, variant: str, device: torch.device, compile_student: bool = False):
     from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
     from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
     from nnunet_kd.distillation import DistillationObjective, KDConfig
-    from nnunet_kd.kd_spec import TeacherSpec
-    from nnunet_kd.normalization import NormalizationConversion
-    from nnunet_kd.teachers import FrozenTeacher
+    from nnunet_kd.feature_capture import compile_keeping_hooks
 
-    patch, features, strides, batch = PLANS[plan]
+    patch, _, _, batch = PLANS[plan]
     student = network(plan).to(device)
-    weights = [1 / 2**i for i in range(len(features) - 1)]
-    weights[-1] = 0
-    weights = [w / sum(weights) for w in weights]  # nnU-Net's deep-supervision weights
+    weights = deep_supervision_weights(plan)
     loss = DeepSupervisionWrapper(DC_and_CE_loss({"batch_dice": False, "smooth": 1e-5, "do_bg": False}, {}, 1, 1,
                                                  dice_class=MemoryEfficientSoftDiceLoss), weights)
     optimizer = torch.optim.SGD(student.parameters(), 1e-2, momentum=0.99, nesterov=True, weight_decay=3e-5)
@@ -84,9 +109,7 @@ def build(plan: str, variant: str, device: torch.device, compile_student: bool =
     if variant != "nnUNetTrainer":
         count = 2 if "2 teachers" in variant else 1
         boxes = "box-guided" in variant
-        teachers = [FrozenTeacher(TeacherSpec("1", "T", "c"), f"t{j}", [network(plan, 1 + boxes).to(device).eval()
-                                                                        .requires_grad_(False)], None, (0,), boxes, 0,
-                                  NormalizationConversion(), [list(s) for s in strides]) for j in range(count)]
+        teachers = [frozen_teacher(plan, network(plan, 1 + boxes).to(device), f"t{j}", boxes) for j in range(count)]
         stages = ("encoder.stages.0", "encoder.stages.1", "encoder.stages.2") if variant.startswith("MKD") else ()
         objective = DistillationObjective(teachers, KDConfig(feature_stages=stages), weights).to(device)
         data = torch.zeros((1, 1, *patch), device=device)
@@ -94,17 +117,11 @@ def build(plan: str, variant: str, device: torch.device, compile_student: bool =
         if list(objective.parameters()):
             optimizer.add_param_group({"params": list(objective.parameters())})
     if compile_student:  # after the feature hooks, as the distillation trainers do on CUDA (teachers too)
-        torch._dynamo.config.skip_nnmodule_hook_guards = False  # as the trainers: a hooked student gets its own graph
-        student = torch.compile(student)
+        student = compile_keeping_hooks(student)
         if objective is not None:
             objective.compile_teachers()
     data = torch.randn((batch, 1, *patch), device=device)
-    label = torch.zeros((batch, 1, *patch), device=device)
-    label[:, :, 10:20, 20:40, 20:40] = 1
-    targets, current = [], label
-    for stride in strides[1:]:
-        targets.append(current)
-        current = current[:, :, :: stride[0], :: stride[1], :: stride[2]]
+    targets = example_targets(plan, device)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)

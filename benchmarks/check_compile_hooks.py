@@ -23,40 +23,22 @@ import time
 import traceback
 
 import torch
-from bench_kd_iteration import PLANS, network
+from bench_kd_iteration import PLANS, deep_supervision_weights, example_targets, frozen_teacher, network
 
 from nnunet_kd.distillation import DistillationObjective, KDConfig
-from nnunet_kd.kd_spec import TeacherSpec
-from nnunet_kd.normalization import NormalizationConversion
-from nnunet_kd.teachers import FrozenTeacher
 
 STAGES = ("encoder.stages.0", "encoder.stages.1", "encoder.stages.2")
 
 
-def batch(plan: str, device: torch.device) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    patch, _, strides, size = PLANS[plan]
-    generator = torch.Generator().manual_seed(0)
-    data = torch.randn((size, 1, *patch), generator=generator).to(device)
-    label = torch.zeros((size, 1, *patch))
-    label[:, :, 10:20, 20:40, 20:40] = 1
-    targets, current = [], label
-    for stride in strides[1:]:
-        targets.append(current.to(device))
-        current = current[:, :, :: stride[0], :: stride[1], :: stride[2]]
-    return data, targets
-
-
 def run_mode(mode: str, student0: torch.nn.Module, teacher_net: torch.nn.Module, plan: str, device: torch.device,
              steps: int) -> dict:
-    _, features, strides, _ = PLANS[plan]
-    weights = [1 / 2**i for i in range(len(features) - 1)]
-    weights[-1] = 0
-    weights = [w / sum(weights) for w in weights]
+    patch, _, _, size = PLANS[plan]
+    weights = deep_supervision_weights(plan)
     student = copy.deepcopy(student0)
-    teacher = FrozenTeacher(TeacherSpec("1", "T", "c"), "t0", [teacher_net], None, (0,), False, 0,
-                            NormalizationConversion(), [list(s) for s in strides])
-    objective = DistillationObjective([teacher], KDConfig(feature_stages=STAGES), weights).to(device)
-    data, targets = batch(plan, device)
+    objective = DistillationObjective([frozen_teacher(plan, teacher_net)], KDConfig(feature_stages=STAGES),
+                                      weights).to(device)
+    data = torch.randn((size, 1, *patch), generator=torch.Generator().manual_seed(0)).to(device)
+    targets = example_targets(plan, device)
     model = student
     if mode == "hooks after compile":
         model = torch.compile(student)
