@@ -136,14 +136,15 @@ def predict_upper_bound(pipeline: TeacherStudentPipeline, out: Path) -> dict[str
 def pipeline_outputs(pipeline: TeacherStudentPipeline) -> tuple[dict[str, Path], dict[str, Any]]:
     """``{display name: prediction folder}`` and ``{display name: cost}`` of the pipeline's models (checked
     complete); the point-guided teacher is the baseline's predictions."""
-    n_test = len(cases_of(pipeline.dataset_folder(STRONG, STRONG_NAME) / "labelsTs", ".nii.gz"))
-    pipeline_costs = json.loads(require(pipeline.costs_file, "prediction costs").read_text())
+    pipeline_costs = pipeline.recorded_costs()
+    for model in pipeline.models:
+        if not pipeline.prediction_complete(model, pipeline_costs):
+            folder = pipeline.prediction_folder(model)
+            raise NnunetKdError(f"missing pipeline output: {pipeline.profile.num_test} test predictions of the "
+                                f"{model.name} in {folder} and its entry {folder.name!r} in {pipeline.costs_file}; "
+                                "rerun the pipeline")
     folders = {POINT: pipeline.prediction_folder(pipeline.models[1])}
     folders.update({m.name: pipeline.prediction_folder(m) for m in pipeline.models})
-    for name, folder in folders.items():
-        if len(list(folder.glob("*.nii.gz"))) != n_test or folder.name not in pipeline_costs:
-            raise NnunetKdError(f"missing pipeline output: {n_test} test predictions of the {name} in {folder} and "
-                                f"its entry {folder.name!r} in {pipeline.costs_file}; rerun the pipeline")
     return folders, {name: pipeline_costs[folder.name] for name, folder in folders.items()}
 
 

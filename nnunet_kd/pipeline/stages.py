@@ -201,12 +201,14 @@ class TeacherStudentPipeline:
                                 "-np", "1"])
 
     def _predict_done(self) -> bool:
-        return all(self._prediction_complete(m, self._recorded_costs()) for m in self.models)
+        costs = self.recorded_costs()
+        return all(self.prediction_complete(m, costs) for m in self.models)
 
-    def _recorded_costs(self) -> dict[str, dict[str, float]]:
+    def recorded_costs(self) -> dict[str, dict[str, float]]:
+        """``{prediction folder name: cost entry}`` of the models predicted so far (empty before the first)."""
         return json.loads(self.costs_file.read_text()) if self.costs_file.is_file() else {}
 
-    def _prediction_complete(self, model: Model, costs: dict[str, dict[str, float]]) -> bool:
+    def prediction_complete(self, model: Model, costs: dict[str, dict[str, float]]) -> bool:
         """The model's test-set predictions are all there and its cost entry was recorded after them."""
         folder = self.prediction_folder(model)
         return folder.name in costs and len(list(folder.glob("*.nii.gz"))) == self.profile.num_test
@@ -246,14 +248,13 @@ class TeacherStudentPipeline:
         soon as it finishes, so an interrupted stage resumes with the next model."""
         from nnunet_kd.atomic import atomic_write_json
 
-        costs = self._recorded_costs()
+        costs = self.recorded_costs()
         for model in self.models:
-            if self._prediction_complete(model, costs):
+            if self.prediction_complete(model, costs):
                 continue
             out = self.prediction_folder(model)
             costs[out.name] = self.model_cost(model, self.predict_test_set(model, out))
-            atomic_write_json(self.costs_file, {m.name: costs[m.name] for m in map(self.prediction_folder, self.models)
-                                                if m.name in costs})
+            atomic_write_json(self.costs_file, costs)
 
     def _evaluate_done(self) -> bool:
         return (self.report_folder / "summary.json").is_file()
