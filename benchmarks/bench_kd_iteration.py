@@ -113,7 +113,7 @@ def build(plan: str, variant: str, device: torch.device, compile_student: bool =
         stages = ("encoder.stages.0", "encoder.stages.1", "encoder.stages.2") if variant.startswith("MKD") else ()
         objective = DistillationObjective(teachers, KDConfig(feature_stages=stages), weights).to(device)
         data = torch.zeros((1, 1, *patch), device=device)
-        objective.attach_features(student, data, torch.zeros((1, 1, *patch), device=device))
+        objective.prepare(student, data, torch.zeros((1, 1, *patch), device=device))
         if list(objective.parameters()):
             optimizer.add_param_group({"params": list(objective.parameters())})
     if compile_student:  # after the feature hooks, as the distillation trainers do on CUDA (teachers too)

@@ -42,7 +42,7 @@ def run_mode(mode: str, student0: torch.nn.Module, teacher_net: torch.nn.Module,
     model = student
     if mode == "hooks after compile":
         model = torch.compile(student)
-    objective.attach_features(model, data[:1], targets[0][:1])
+    objective.prepare(model, data[:1], targets[0][:1])
     if mode == "compile after hooks":
         model = torch.compile(student)
 

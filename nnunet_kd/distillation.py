@@ -14,7 +14,9 @@ Per training step (shapes: data ``(B, C, *patch)``, deep-supervision outputs ``[
    deep-supervision output when its pooling matches the student's, else its full-resolution probabilities pooled to
    that scale); the softened KL of each scale is weighted with nnU-Net's deep-supervision weights (from the trainer);
 4. Mid: for each named stage and teacher, the feature loss (MSE/cosine after adapters, or attention transfer +
-   region contrast) weighted per sample with ``w_j``; averaged over stages, summed over teachers;
+   region contrast) weighted per sample with ``w_j``; averaged over stages, summed over teachers. A teacher of another
+   architecture names its own matching modules (:func:`teacher_stage_names`); transformer tokens are put back on
+   their patch grid (:func:`~nnunet_kd.feature_capture.feature_map`);
 5. total = Seg + α·Mid + β·KL.
 """
 
@@ -26,7 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.feature_capture import FeatureRecorder, compile_keeping_hooks, unwrap_network
+from nnunet_kd.feature_capture import FeatureRecorder, compile_keeping_hooks, feature_map, unwrap_network
+from nnunet_kd.kd_spec import TeacherSpec
 from nnunet_kd.losses import (
     AttentionTransferLoss,
     DeepSupervisionLoss,
@@ -57,15 +60,32 @@ def resolve_stage_name(network: nn.Module, name: str) -> str:
     parts = name.split(".")
     module = unwrap_network(network)
     resolved = []
-    for part in parts:
+    for index, part in enumerate(parts):
         if part.lstrip("-").isdigit() and int(part) < 0 and hasattr(module, "__len__"):
             part = str(len(module) + int(part))
         resolved.append(part)
         module = getattr(module, part, None) if not part.isdigit() else (
             module[int(part)] if hasattr(module, "__getitem__") and int(part) < len(module) else None)
-        if module is None:
-            break
+        if module is None:  # not a module: the name stays as given, for the recorder's error message
+            return ".".join(resolved + parts[index + 1:])
     return ".".join(resolved)
+
+
+def teacher_stage_names(spec: TeacherSpec, student_stages: tuple[str, ...], label: str) -> tuple[str, ...]:
+    """The teacher's module names matched to the student's feature stages: its spec's own ``feature_stages`` (one per
+    student stage, for a teacher of another architecture) or else the student's names.
+
+    Raises:
+        ConfigurationError: the teacher lists a different number of stages than the student uses.
+    """
+    if spec.feature_stages is None or not student_stages:  # a logits-only trainer ignores the teacher's stages
+        return tuple(student_stages)
+    if len(spec.feature_stages) != len(student_stages):
+        raise ConfigurationError(
+            f"teacher {label}: its feature_stages name {len(spec.feature_stages)} modules "
+            f"({', '.join(spec.feature_stages)}) but the student aligns {len(student_stages)} "
+            f"({', '.join(student_stages)}); give one teacher module per student stage")
+    return tuple(spec.feature_stages)
 
 
 class DistillationObjective(nn.Module):
@@ -96,47 +116,79 @@ class DistillationObjective(nn.Module):
         self.teacher_stages: list[list[str]] = []
 
     # ------------------------------------------------------------------------------------------ setup
-    def attach_features(self, student: nn.Module, example: Tensor, example_target: Tensor) -> None:
-        """Hook the configured stages on student and teachers and build the feature losses (adapters).
+    def prepare(self, student: nn.Module, example: Tensor, example_target: Tensor) -> None:
+        """Before training: hook the configured stages on student and teachers, check that every teacher runs on the
+        student's patch, and build the feature losses (adapters).
 
         Args:
             student: the student network (hooks are registered before any ``torch.compile``).
-            example: one input batch ``(B, C, *patch)`` used for a dry run that reveals the channel counts.
+            example: one input batch ``(B, C, *patch)`` for a dry run that reveals the channel counts.
             example_target: ``(B, 1, *patch)`` label for the box channel of box-guided teachers.
+
+        Raises:
+            ConfigurationError: a stage does not exist, a teacher cannot process the patch, or a stage's output is
+                no feature map; the message names the student or the teacher.
         """
-        if not self.config.feature_stages:
-            return
-        self.student_stages = [resolve_stage_name(student, s) for s in self.config.feature_stages]
-        self._student_recorder = FeatureRecorder(student, self.student_stages)
-        self._student_recorder.attach()
-        for teacher in self.teachers:
-            stages = [resolve_stage_name(teacher.networks[0], s) for s in self.config.feature_stages]
-            try:
-                recorder = FeatureRecorder(teacher.networks[0], stages)
-            except ConfigurationError as error:
-                raise ConfigurationError(f"teacher {teacher.label}: {error}") from None
-            recorder.attach()
-            self.teacher_stages.append(stages)
-            self._teacher_recorders.append(recorder)
+        if self.config.feature_stages:
+            self._attach_recorders(student)
         with torch.no_grad():
+            for teacher in self.teachers:
+                try:
+                    teacher.networks[0](teacher.prepare_input(example, example_target))
+                except Exception as error:  # any architecture's own failure, e.g. a fixed-size position embedding
+                    raise ConfigurationError(
+                        f"teacher {teacher.label} cannot process the student's patch {list(example.shape[2:])}: "
+                        f"{type(error).__name__}: {error}") from None
+            if not self.config.feature_stages:
+                return
             was_training = student.training
             student.eval()
             student(example)
             student.train(was_training)
-            for teacher in self.teachers:
-                teacher.networks[0](teacher.prepare_input(example, example_target))
+        spatial = example.shape[2:]
+        student_maps = [self._map(self._student_recorder, stage, spatial, "student") for stage in self.student_stages]
+        teacher_maps = [[self._map(recorder, stage, spatial, f"teacher {teacher.label}") for stage in stages]
+                        for teacher, recorder, stages in zip(self.teachers, self._teacher_recorders,
+                                                             self.teacher_stages, strict=True)]
         if self.config.feature_loss in ("mse", "cosine"):
             spatial_dims = example.ndim - 2
-            for s, stage in enumerate(self.student_stages):
-                student_channels = self._student_recorder.features[stage].shape[1]
-                for j, recorder in enumerate(self._teacher_recorders):
-                    teacher_channels = recorder.features[self.teacher_stages[j][s]].shape[1]
+            for s, student_map in enumerate(student_maps):
+                for j, maps in enumerate(teacher_maps):
                     self.feature_losses[f"{s}_{j}"] = FeatureAlignmentLoss(
-                        student_channels, teacher_channels, self.config.feature_loss, spatial_dims)
+                        student_map.shape[1], maps[s].shape[1], self.config.feature_loss, spatial_dims)
         self._clear_features()
 
+    def _attach_recorders(self, student: nn.Module) -> None:
+        """Forward hooks on the student's configured stages and on each teacher's matching modules."""
+        self.student_stages = [resolve_stage_name(student, s) for s in self.config.feature_stages]
+        try:
+            self._student_recorder = FeatureRecorder(student, self.student_stages)
+        except ConfigurationError as error:
+            raise ConfigurationError(f"student: {error}") from None
+        self._student_recorder.attach()
+        for teacher in self.teachers:
+            names = teacher_stage_names(teacher.spec, self.config.feature_stages, teacher.label)
+            stages = [resolve_stage_name(teacher.networks[0], s) for s in names]
+            try:
+                recorder = FeatureRecorder(teacher.networks[0], stages)
+            except ConfigurationError as error:
+                hint = "" if teacher.spec.feature_stages else (
+                    " (a teacher of another architecture names its own modules, one per student stage, in its "
+                    "spec entry's feature_stages)")
+                raise ConfigurationError(f"teacher {teacher.label}: {error}{hint}") from None
+            recorder.attach()
+            self.teacher_stages.append(stages)
+            self._teacher_recorders.append(recorder)
+
+    @staticmethod
+    def _map(recorder: FeatureRecorder, stage: str, spatial: torch.Size, who: str) -> Tensor:
+        try:
+            return feature_map(recorder.features[stage], spatial)
+        except ConfigurationError as error:
+            raise ConfigurationError(f"{who}, stage {stage}: {error}") from None
+
     def compile_teachers(self) -> None:
-        """``torch.compile`` every teacher network (all folds). Call after :meth:`attach_features`: hooks registered
+        """``torch.compile`` every teacher network (all folds). Call after :meth:`prepare`: hooks registered
         later would not be traced."""
         for teacher in self.teachers:
             teacher.networks = [compile_keeping_hooks(network) for network in teacher.networks]
@@ -215,10 +267,11 @@ class DistillationObjective(nn.Module):
                 "from a graph traced without them (torch.compile does not guard on hooks by default); attach the hooks "
                 "before the first compiled call, or set nnUNet_compile=f")
         total = 0.0
+        spatial = target.shape[2:]
         for s, stage in enumerate(self.student_stages):
+            fs = feature_map(student_features[stage], spatial)
             for j, recorder in enumerate(self._teacher_recorders):
-                fs = student_features[stage]
-                ft = recorder.features[self.teacher_stages[j][s]].detach()
+                ft = feature_map(recorder.features[self.teacher_stages[j][s]], spatial).detach()
                 sample_weights = weights[:, j]
                 if self.config.feature_loss == "at_rc":
                     term = self.attention(fs, ft, sample_weights=sample_weights) + self.region_contrast(

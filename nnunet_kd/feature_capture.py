@@ -8,13 +8,14 @@ Names are those of ``dict(network.named_modules())`` on the bare network, e.g. `
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn.parallel import DataParallel, DistributedDataParallel
 from torch.utils.hooks import RemovableHandle
 
@@ -46,10 +47,59 @@ def unwrap_network(network: nn.Module) -> nn.Module:
 
 
 def stage_level_names(network: nn.Module) -> list[str]:
-    """Names ending in ``stages.<i>`` (DNA encoders/decoders); if there are none, the modules two levels deep."""
-    names = [name for name, _ in unwrap_network(network).named_modules() if name]
-    stages = [name for name in names if _STAGE_NAME.search(name)]
-    return stages or [name for name in names if name.count(".") <= 1]
+    """Names ending in ``stages.<i>`` (DNA encoders/decoders); if there are none (e.g. nnU-Net's Primus), the
+    modules two levels deep and the members of every ``ModuleList``/``Sequential`` among them (``eva.blocks.3``)."""
+    named = [(name, module) for name, module in unwrap_network(network).named_modules() if name]
+    stages = [name for name, _ in named if _STAGE_NAME.search(name)]
+    if stages:
+        return stages
+    shallow = {name: module for name, module in named if name.count(".") <= 1}
+    names = []
+    for name, module in shallow.items():
+        names.append(name)
+        if isinstance(module, (nn.ModuleList, nn.Sequential)):
+            names.extend(f"{name}.{child}" for child, _ in module.named_children())
+    return names
+
+
+def feature_map(output: Any, input_spatial: Sequence[int]) -> Tensor:
+    """A hooked module's output as a feature map ``(B, C, *spatial)``.
+
+    - a tensor with ``2 + len(input_spatial)`` dimensions is returned as it is;
+    - a tuple or list (e.g. a transformer trunk returning ``(tokens, indices)``): its first element, converted;
+    - transformer tokens ``(B, N, C)`` are put back on their grid: the grid is ``input_spatial // k`` for the integer
+      patch size ``k`` (the same on every axis, as nnU-Net's Primus embeds 8×8×8 patches) with ``prod(grid) <= N``
+      as large as possible; the ``N − prod(grid)`` leading tokens (register/class tokens) are dropped; tokens are in
+      row-major grid order (``b (x y z) c``, as Primus flattens its patch embedding).
+
+    Args:
+        output: what the module's forward returned.
+        input_spatial: the network input's spatial shape.
+
+    Raises:
+        ConfigurationError: the output is neither (names its shape).
+    """
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], Tensor):
+        output = output[0]
+    if not isinstance(output, Tensor):
+        raise ConfigurationError(f"a hooked module returned {type(output).__name__}, not a tensor")
+    spatial = [int(s) for s in input_spatial]
+    if output.ndim == 2 + len(spatial):
+        return output
+    if output.ndim == 3 and len(spatial) > 1:
+        batch, tokens, channels = output.shape
+        for k in range(1, max(spatial) + 1):
+            if any(s % k for s in spatial):
+                continue
+            grid = [s // k for s in spatial]
+            cells = math.prod(grid)
+            if cells <= tokens:
+                if tokens - cells >= cells:  # more extra tokens than grid cells: not a patch grid of this input
+                    break
+                return output[:, tokens - cells:].transpose(1, 2).reshape(batch, channels, *grid)
+    raise ConfigurationError(
+        f"a hooked module's output of shape {tuple(output.shape)} is neither a feature map (B, C, *spatial) nor "
+        f"transformer tokens (B, N, C) on a patch grid of the {tuple(spatial)} input; choose another stage")
 
 
 class FeatureRecorder:

@@ -7,7 +7,9 @@
     {
       "teachers": [
         {"dataset": 500, "trainer": "nnUNetTrainerBoxGuided", "configuration": "3d_fullres_box", "folds": "same"},
-        {"dataset": 503, "trainer": "nnUNetTrainer", "configuration": "3d_fullres", "folds": [0], "weight": 2.0}
+        {"dataset": 503, "trainer": "nnUNetTrainer", "configuration": "3d_fullres", "folds": [0], "weight": 2.0},
+        {"dataset": 504, "trainer": "nnUNet_Primus_M_Trainer", "configuration": "3d_fullres",
+         "feature_stages": ["down_projection", "eva.blocks.5"]}
       ],
       "temperature": 2.0, "alpha": 0.1, "beta": 0.1, "weighting": "adaptive",
       "feature_stages": ["encoder.stages.0", "encoder.stages.1"], "feature_loss": "mse"
@@ -16,8 +18,11 @@
 Per teacher: nnU-Net identifiers (``plans`` defaults to ``nnUNetPlans``; ``folds`` is a list or ``"same"``, the
 student's fold, the default: a teacher trained on the same split never saw the student's validation cases),
 ``checkpoint`` (default ``checkpoint_final.pth``), optional fixed ``weight`` (used by ``"weighting": "fixed"`` and as
-the fallback of the adaptive scheme). Global keys are optional and override the trainer's class defaults, except
-where a trainer variant fixes them (its class name promises them): then the spec must not set them.
+the fallback of the adaptive scheme), optional ``feature_stages``: the teacher's own module names, one per student
+stage in the global ``feature_stages`` (default: the student's names; needed when the architectures differ, e.g. a
+Primus teacher, whose transformer tokens are put back on their patch grid). Global keys are optional and override the
+trainer's class defaults, except where a trainer variant fixes them (its class name promises them): then the spec
+must not set them.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class TeacherSpec:
     checkpoint: str = "checkpoint_final.pth"
     weight: float | None = None
     name: str | None = None
+    feature_stages: tuple[str, ...] | None = None
 
     def label(self, index: int) -> str:
         return self.name or f"teacher{index}"
@@ -72,6 +78,8 @@ class KDSpec:
         for t in self.teachers:
             entry = {k: v for k, v in asdict(t).items() if v is not None}
             entry["folds"] = list(t.folds) if not isinstance(t.folds, str) else t.folds
+            if t.feature_stages is not None:
+                entry["feature_stages"] = list(t.feature_stages)
             teachers.append(entry)
         return {"teachers": teachers, **self.overrides}
 
@@ -94,10 +102,15 @@ def _teacher_from_json(entry: Any, index: int, source: str) -> TeacherSpec:
     weight = entry.get("weight")
     if weight is not None and (not isinstance(weight, (int, float)) or weight <= 0):
         raise ConfigurationError(f"{where}: weight must be a positive number")
+    stages = entry.get("feature_stages")
+    if stages is not None and (not isinstance(stages, list) or not stages
+                               or not all(isinstance(n, str) and n for n in stages)):
+        raise ConfigurationError(f"{where}: feature_stages must be a non-empty list of module names")
     return TeacherSpec(dataset=str(entry["dataset"]), trainer=entry["trainer"], configuration=entry["configuration"],
                        plans=entry.get("plans", "nnUNetPlans"), folds=folds,
                        checkpoint=entry.get("checkpoint", "checkpoint_final.pth"),
-                       weight=None if weight is None else float(weight), name=entry.get("name"))
+                       weight=None if weight is None else float(weight), name=entry.get("name"),
+                       feature_stages=None if stages is None else tuple(stages))
 
 
 def _check_overrides(overrides: dict[str, Any], source: str) -> None:
@@ -164,6 +177,17 @@ def parse_teacher_argument(text: str) -> dict[str, Any]:
     if len(parts) > 4 and parts[4]:
         entry["weight"] = float(parts[4])
     return entry
+
+
+def parse_teacher_stages_argument(text: str, num_teachers: int) -> tuple[int, list[str]]:
+    """``INDEX=NAME[,NAME...]`` -> ``(teacher index, module names)``."""
+    index, _, names = text.partition("=")
+    stages = [name.strip() for name in names.split(",")]
+    if not index.strip().isdigit() or not all(stages):
+        raise ConfigurationError(f"--teacher-stages {text!r}: expected INDEX=NAME[,NAME...], e.g. 1=down_projection")
+    if int(index) >= num_teachers:
+        raise ConfigurationError(f"--teacher-stages {text!r}: there are only {num_teachers} teachers (index from 0)")
+    return int(index), stages
 
 
 def write_spec(path: str | os.PathLike, obj: dict[str, Any], overwrite: bool = False) -> bool:

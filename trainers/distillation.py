@@ -17,7 +17,7 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
 from nnunet_kd.atomic import atomic_write_json
-from nnunet_kd.distillation import DistillationObjective, KDConfig
+from nnunet_kd.distillation import DistillationObjective, KDConfig, teacher_stage_names
 from nnunet_kd.distributed import average_gradients, broadcast_parameters, mean_over_ranks
 from nnunet_kd.errors import ConfigurationError
 from nnunet_kd.feature_capture import compile_keeping_hooks
@@ -49,6 +49,7 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
             self.kd_student = self._student_context()
             for index, teacher in enumerate(self.kd_spec.teachers):
                 check_teacher(teacher, teacher.label(index), self.kd_student)
+                teacher_stage_names(teacher, self.kd_config.feature_stages, teacher.label(index))
         self.kd_objective: DistillationObjective | None = None
         self.kd_log_keys = [*_COMPONENTS, *(f"kd_weight_{t.label(i)}" for i, t in enumerate(self.kd_spec.teachers))]
         register_keys(self.logger, self.kd_log_keys)
@@ -89,13 +90,10 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
             fixed = [t.weight or 1.0 for t in self.kd_spec.teachers] if any(
                 t.weight for t in self.kd_spec.teachers) else None
             self.kd_objective = DistillationObjective(teachers, self.kd_config, ds_weights, fixed).to(self.device)
-            if self.kd_config.feature_stages:
-                patch = self.configuration_manager.patch_size
-                channels = len(self.dataset_json["channel_names"])
-                example = torch.zeros((1, channels, *patch), device=self.device)
-                self.kd_objective.attach_features(self.network, example,
-                                                  torch.zeros((1, 1, *patch), device=self.device))
-                self.kd_objective.to(self.device)
+            patch = self.configuration_manager.patch_size
+            example = torch.zeros((1, len(self.dataset_json["channel_names"]), *patch), device=self.device)
+            self.kd_objective.prepare(self.network, example, torch.zeros((1, 1, *patch), device=self.device))
+            self.kd_objective.to(self.device)
         if self._do_i_compile():
             self.print_to_log_file("Using torch.compile for the student and the teachers (after the distillation "
                                    "hooks were attached)...")

@@ -19,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beta", type=float, default=None, help="weight of the KL term (paper: 0.1)")
     parser.add_argument("--weighting", choices=["adaptive", "uniform", "fixed", "paper_literal"], default=None)
     parser.add_argument("--feature-stages", nargs="+", default=None, help="module names, e.g. encoder.stages.0")
+    parser.add_argument("--teacher-stages", action="append", default=[], metavar="INDEX=NAME[,NAME...]",
+                        help="the modules of teacher INDEX (0 = first --teacher) that match --feature-stages, one per "
+                             "student stage, for a teacher of another architecture (e.g. 1=down_projection,eva.blocks.5"
+                             " for a Primus teacher); repeat per teacher")
     parser.add_argument("--feature-loss", choices=["mse", "cosine", "at_rc"], default=None)
     parser.add_argument("-o", "--output", default=None, help="file to write (default: next to the dataset's plans)")
     parser.add_argument("--overwrite", action="store_true")
@@ -27,13 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from nnunet_kd.kd_spec import SPEC_FILE_NAME, parse_teacher_argument, write_spec
+    from nnunet_kd.kd_spec import SPEC_FILE_NAME, parse_teacher_argument, parse_teacher_stages_argument, write_spec
     from nnunet_kd.paths import preprocessed_dataset_folder, resolve_dataset_name
 
     teachers = [parse_teacher_argument(t) for t in args.teacher]
     if args.teacher_plans:
         for teacher in teachers:
             teacher["plans"] = args.teacher_plans
+    for text in args.teacher_stages:
+        index, stages = parse_teacher_stages_argument(text, len(teachers))
+        teachers[index]["feature_stages"] = stages
     spec = {"teachers": teachers}
     for key in ("temperature", "alpha", "beta", "weighting", "feature_stages", "feature_loss"):
         if getattr(args, key) is not None:

@@ -72,7 +72,7 @@ def test_features_with_adapters_for_a_wider_teacher_and_stage_resolution():
     config = KDConfig(alpha=1.0, beta=0.0, feature_stages=("encoder.stages.0", "decoder.stages.-1"))
     objective = DistillationObjective([teacher], config, DS_WEIGHTS)
     data, targets = batch()
-    objective.attach_features(student, data[:1], targets[0][:1])
+    objective.prepare(student, data[:1], targets[0][:1])
     assert objective.student_stages == ["encoder.stages.0", "decoder.stages.1"]
     assert set(objective.feature_losses) == {"0_0", "1_0"}
     adapter_parameters = list(objective.parameters())
@@ -89,7 +89,7 @@ def test_unknown_stage_of_a_teacher_is_a_clear_error():
     objective = DistillationObjective([teacher], KDConfig(feature_stages=("encoder.stem",)), DS_WEIGHTS)
     data, targets = batch()
     with pytest.raises(ConfigurationError, match="encoder.stem"):
-        objective.attach_features(student, data[:1], targets[0][:1])
+        objective.prepare(student, data[:1], targets[0][:1])
 
 
 def test_student_hooks_that_did_not_fire_are_a_clear_error():
@@ -97,7 +97,7 @@ def test_student_hooks_that_did_not_fire_are_a_clear_error():
     student, teacher = unet(), frozen(unet())
     objective = DistillationObjective([teacher], KDConfig(feature_stages=("encoder.stages.0",)), DS_WEIGHTS)
     data, targets = batch()
-    objective.attach_features(student, data[:1], targets[0][:1])
+    objective.prepare(student, data[:1], targets[0][:1])
     objective._student_recorder.detach()
     with pytest.raises(RuntimeError, match="hooks did not fire for encoder.stages.0"):
         objective(student(data), targets, data, torch.tensor(0.0))
@@ -118,7 +118,7 @@ def test_compiled_teachers_keep_their_hooks_and_give_the_same_losses(monkeypatch
     student, teacher = unet(), frozen(unet(8))
     objective = DistillationObjective([teacher], KDConfig(feature_stages=("encoder.stages.0",)), DS_WEIGHTS)
     data, targets = batch()
-    objective.attach_features(student, data[:1], targets[0][:1])
+    objective.prepare(student, data[:1], targets[0][:1])
     student.eval()
     before = objective(student(data), targets, data, torch.tensor(0.0))
     monkeypatch.setattr(torch, "compile", _Compiled)
@@ -155,3 +155,91 @@ def test_two_teachers_adaptive_weights_favour_the_one_that_agrees_with_the_label
     assert weights.shape == (2, 2)
     assert torch.allclose(weights.sum(1), torch.ones(2))
     assert (weights[:, 0] > 0.9).all()
+
+
+# ---------------------------------------------------------------- teachers of other architectures
+
+
+def resenc_unet(width: int = 4) -> nn.Module:
+    from dynamic_network_architectures.architectures.unet import ResidualEncoderUNet
+
+    return ResidualEncoderUNet(1, 3, [width, 2 * width, 4 * width], nn.Conv3d, 3, [1, 2, 2], [1, 2, 2], 2, 1, True,
+                               nn.InstanceNorm3d, {"eps": 1e-5, "affine": True}, None, None, nn.LeakyReLU,
+                               {"inplace": True}, deep_supervision=True)
+
+
+def primus(embed: int = 48) -> nn.Module:
+    """nnU-Net's Primus (transformer) with 4x4x4 patches: no deep supervision, tokens inside."""
+    from dynamic_network_architectures.architectures.primus import Primus
+
+    return Primus(1, embed, (4, 4, 4), 2, 2, 4, PATCH, drop_path_rate=0.0, scale_attn_inner=True, init_values=0.1)
+
+
+def test_residual_encoder_teacher_distils_logits_and_features_by_the_same_names():
+    student, teacher = unet(), frozen(resenc_unet(8))
+    config = KDConfig(alpha=1.0, beta=1.0, feature_stages=("encoder.stages.0", "encoder.stages.1"))
+    objective = DistillationObjective([teacher], config, DS_WEIGHTS)
+    data, targets = batch()
+    objective.prepare(student, data[:1], targets[0][:1])
+    losses = objective(student(data), targets, data, torch.tensor(0.0))
+    assert losses["kl"].item() > 0 and losses["mid"].item() > 0
+    assert [m.teacher_channels for m in objective.feature_losses.values()] == [8, 16]
+
+
+def test_transformer_teacher_without_deep_supervision_gives_the_pooled_kl():
+    from nnunet_kd.losses import SoftenedKLDivergence, pool_probabilities_to_shapes
+
+    student, network = unet(), primus()
+    objective = DistillationObjective([frozen(network)], KDConfig(temperature=2.0, alpha=0.0, beta=1.0), DS_WEIGHTS)
+    data, targets = batch()
+    outputs = student(data)
+    kl = objective(outputs, targets, data, torch.tensor(0.0))["kl"]
+    with torch.no_grad():  # by hand: the teacher's full-resolution softened probabilities pooled to each scale
+        soft = torch.softmax(network(data) / 2.0, dim=1)
+    pooled = pool_probabilities_to_shapes(soft, [o.shape[2:] for o in outputs])
+    expected = sum(w * SoftenedKLDivergence(2.0)(o, p) for w, o, p in zip(DS_WEIGHTS, outputs, pooled, strict=True))
+    assert kl.item() == pytest.approx(expected.item(), rel=1e-5) and kl.item() > 0
+
+
+def test_transformer_teacher_aligns_its_own_modules_tokens_included():
+    student, network = unet(), primus()
+    teacher = frozen(network)
+    teacher.spec = TeacherSpec("1", "nnUNet_Primus_S_Trainer", "c", feature_stages=("down_projection", "eva.blocks.1"))
+    config = KDConfig(alpha=1.0, beta=0.0, feature_stages=("encoder.stages.0", "encoder.stages.2"))
+    objective = DistillationObjective([teacher], config, DS_WEIGHTS)
+    data, targets = batch()
+    objective.prepare(student, data[:1], targets[0][:1])
+    assert objective.teacher_stages == [["down_projection", "eva.blocks.1"]]
+    assert [(m.student_channels, m.teacher_channels) for m in objective.feature_losses.values()] == [(4, 48), (16, 48)]
+    losses = objective(student(data), targets, data, torch.tensor(0.0))
+    assert losses["mid"].item() > 0
+    losses["loss"].backward()
+    assert all(p.grad is not None for p in objective.parameters())
+    assert all(p.grad is None for p in network.parameters())
+
+
+def test_transformer_teacher_with_the_students_stage_names_or_a_wrong_count_is_a_clear_error():
+    data, targets = batch()
+    config = KDConfig(feature_stages=("encoder.stages.0",))
+    objective = DistillationObjective([frozen(primus())], config, DS_WEIGHTS)
+    with pytest.raises(ConfigurationError, match=r"teacher t: Primus has no module named 'encoder.stages.0'.*"
+                                                 r"eva\.blocks\.1.*spec entry's feature_stages"):
+        objective.prepare(unet(), data[:1], targets[0][:1])
+    teacher = frozen(primus())
+    teacher.spec = TeacherSpec("1", "T", "c", feature_stages=("down_projection", "eva.blocks.1"))
+    with pytest.raises(ConfigurationError, match="name 2 modules .* the student aligns 1"):
+        DistillationObjective([teacher], config, DS_WEIGHTS).prepare(unet(), data[:1], targets[0][:1])
+    with pytest.raises(ConfigurationError, match="student: PlainConvUNet has no module named 'eva'"):
+        DistillationObjective([teacher], KDConfig(feature_stages=("eva", "down_projection")),
+                              DS_WEIGHTS).prepare(unet(), data[:1], targets[0][:1])
+
+
+def test_teacher_that_cannot_process_the_students_patch_is_a_clear_error_before_training():
+    # Primus is built for one input size (its position embedding): a student patch of another size cannot pass
+    objective = DistillationObjective([frozen(primus())], KDConfig(), DS_WEIGHTS)  # logits only: no hooks needed
+    larger = torch.zeros(1, 1, 16, 16, 16)
+    with pytest.raises(ConfigurationError, match=r"teacher t cannot process the student's patch \[16, 16, 16\]: "
+                                                 r"RuntimeError"):
+        objective.prepare(unet(), larger, torch.zeros_like(larger))
+    data, targets = batch()
+    objective.prepare(unet(), data[:1], targets[0][:1])  # its own size passes

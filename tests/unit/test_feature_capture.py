@@ -7,7 +7,7 @@ import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 
 from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.feature_capture import FeatureRecorder, stage_level_names, unwrap_network
+from nnunet_kd.feature_capture import FeatureRecorder, feature_map, stage_level_names, unwrap_network
 
 
 def _unet() -> PlainConvUNet:
@@ -69,3 +69,34 @@ def test_unwraps_compile_and_data_parallel() -> None:
     with recorder:
         network(torch.zeros(1, 1, 16, 16, 16))
     assert tuple(recorder.features["decoder.stages.0"].shape) == (1, 8, 8, 8, 8)
+
+
+def test_feature_map_keeps_maps_and_takes_the_first_tensor_of_a_tuple() -> None:
+    features = torch.randn(2, 4, 2, 3, 3)
+    assert feature_map(features, (8, 12, 12)) is features
+    assert feature_map((features, torch.arange(3)), (8, 12, 12)) is features
+
+
+def test_feature_map_puts_tokens_back_on_their_patch_grid() -> None:
+    # tokens flattened the way nnU-Net's Primus does it: "b c x y z -> b (x y z) c" after an 8x8x8 patch embedding
+    grid = torch.randn(2, 5, 2, 3, 4)
+    tokens = grid.flatten(2).transpose(1, 2)  # (B, N = 24, C)
+    assert torch.equal(feature_map(tokens, (16, 24, 32)), grid)
+    registers = torch.randn(2, 3, 5)  # leading register tokens are dropped
+    assert torch.equal(feature_map(torch.cat([registers, tokens], dim=1), (16, 24, 32)), grid)
+
+
+def test_feature_map_refuses_what_is_no_grid() -> None:
+    with pytest.raises(ConfigurationError, match=r"\(2, 7, 5\).*choose another stage"):
+        feature_map(torch.randn(2, 7, 5), (16, 24, 32))  # 7 tokens fit no patch grid of this input
+    with pytest.raises(ConfigurationError, match="not a tensor"):
+        feature_map({"x": 1}, (16, 24, 32))
+
+
+def test_stage_level_names_of_a_transformer_list_its_blocks() -> None:
+    from dynamic_network_architectures.architectures.primus import Primus
+
+    primus = Primus(1, 48, (4, 4, 4), 2, 2, 4, (8, 16, 16), drop_path_rate=0.0, scale_attn_inner=True,
+                    init_values=0.1)
+    names = stage_level_names(primus)
+    assert {"down_projection", "eva.blocks.0", "eva.blocks.1", "up_projection"} <= set(names)

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.kd_spec import SPEC_ENV, load_spec, parse_spec, parse_teacher_argument, spec_path, write_spec
+from nnunet_kd.kd_spec import (
+    SPEC_ENV,
+    load_spec,
+    parse_spec,
+    parse_teacher_argument,
+    parse_teacher_stages_argument,
+    spec_path,
+    write_spec,
+)
 
 TEACHER = {"dataset": 500, "trainer": "nnUNetTrainerBoxGuided", "configuration": "3d_fullres_box"}
 
@@ -19,6 +27,14 @@ def test_defaults_and_overrides():
     assert first.checkpoint == "checkpoint_final.pth" and first.weight is None
     assert first.resolved_folds(3) == (3,) and second.resolved_folds(3) == (0, 1) and second.weight == 2.0
     assert spec.overrides == {"temperature": 4.0}
+    assert first.feature_stages is None and "feature_stages" not in spec.to_json()["teachers"][0]
+
+
+def test_teacher_feature_stages_round_trip():
+    stages = ["down_projection", "eva.blocks.5"]
+    spec = parse_spec({"teachers": [{**TEACHER, "feature_stages": stages}], "feature_stages": ["a", "b"]})
+    assert spec.teachers[0].feature_stages == tuple(stages)
+    assert parse_spec(spec.to_json()).teachers[0].feature_stages == tuple(stages)
 
 
 @pytest.mark.parametrize(
@@ -35,6 +51,9 @@ def test_defaults_and_overrides():
         ({"teachers": [TEACHER], "weighting": "fixed"}, "needs a weight for every teacher"),
         ({"teachers": [TEACHER], "feature_loss": "l1"}, "invalid feature_loss"),
         ({"teachers": [TEACHER], "T": 2}, "unknown keys"),
+        ({"teachers": [{**TEACHER, "feature_stages": "down_projection"}]}, "feature_stages must be a non-empty list"),
+        ({"teachers": [{**TEACHER, "feature_stages": []}]}, "feature_stages must be a non-empty list"),
+        ({"teachers": [{**TEACHER, "feature_stages": ["eva", ""]}]}, "feature_stages must be a non-empty list"),
     ],
 )
 def test_invalid_specs_name_the_problem(obj, message):
@@ -62,6 +81,21 @@ def test_teacher_argument_syntax():
     assert parse_teacher_argument("500:T:3d:same")["folds"] == "same"
     with pytest.raises(ConfigurationError, match="expected DATASET"):
         parse_teacher_argument("500:T")
+
+
+def test_kd_spec_command_writes_per_teacher_stages(tmp_path):
+    from nnunet_kd.cli import main
+
+    path = tmp_path / "spec.json"
+    assert main(["kd-spec", "-d", "500", "-o", str(path), "--teacher", "500:T:3d", "--teacher", "504:P:3d",
+                 "--feature-stages", "encoder.stages.0", "encoder.stages.2",
+                 "--teacher-stages", "1=down_projection, eva.blocks.5"]) == 0
+    teachers = load_spec(path).teachers
+    assert teachers[0].feature_stages is None
+    assert teachers[1].feature_stages == ("down_projection", "eva.blocks.5")
+    for bad, message in (("2=eva", "only 2 teachers"), ("x=eva", "expected INDEX=NAME"), ("1=", "expected INDEX")):
+        with pytest.raises(ConfigurationError, match=message):
+            parse_teacher_stages_argument(bad, 2)
 
 
 def test_write_spec_is_idempotent_and_refuses_to_clobber(tmp_path):
