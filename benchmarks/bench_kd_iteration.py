@@ -11,6 +11,7 @@ fresh process (``ru_maxrss``; on CUDA ``torch.cuda.max_memory_allocated``).
     python benchmarks/bench_kd_iteration.py --plan phantom --rounds 10
     python benchmarks/bench_kd_iteration.py --plan ct --rounds 10 --device cuda
     python benchmarks/bench_kd_iteration.py --plan ct --device cuda --compile --no-memory --variants "KD 1 teacher"
+    python benchmarks/bench_kd_iteration.py --plan phantom --rounds 3 --no-memory --count-ops
 
 ``--compile`` compiles students and teachers after the feature hooks are attached, as the distillation trainers do
 on CUDA (nnU-Net's own trainer compiles by default there); its rows are then ratios to a compiled plain step.
@@ -159,6 +160,17 @@ def peak_memory(plan: str, variant: str, device: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def operator_calls(step, steps: int = 3) -> float:
+    """ATen operator calls per step (``torch.profiler``, nested calls included): on a GPU each is roughly one kernel
+    launch from the host, so the difference between variants is the host-side work the distillation adds."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    return sum(e.count for e in prof.key_averages() if e.key.startswith("aten::")) / steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plan", choices=sorted(PLANS), default="phantom")
@@ -169,6 +181,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile students and teachers (nnU-Net compiles by default on CUDA)")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--count-ops", action="store_true",
+                        help="also count ATen operator calls per step (a proxy of kernel launches)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -197,6 +211,12 @@ def main() -> None:
         print(f"| {variant} | {median:.3f} | {median / base:.2f} | {mem:.0f} | {mem_ratio} |" if mem
               else f"| {variant} | {median:.3f} | {median / base:.2f} | - | - |")
         result[variant] = {"median_s": median, "ratio": median / base, "peak_mib": mem}
+    if args.count_ops:
+        print("| variant | ATen calls per step | more than nnU-Net's step |\n|---|---:|---:|")
+        calls = {variant: operator_calls(step) for variant, step in steps.items()}
+        for variant in variants:
+            print(f"| {variant} | {calls[variant]:.0f} | {calls[variant] - calls['nnUNetTrainer']:+.0f} |")
+            result[variant]["aten_calls"] = calls[variant]
     print(json.dumps(result))
 
 

@@ -205,9 +205,10 @@ class DistillationObjective(nn.Module):
 
     # ------------------------------------------------------------------------------------------ teachers
     @torch.no_grad()
-    def run_teacher(self, teacher: FrozenTeacher, data: Tensor, target_full: Tensor,
-                    shapes: list[torch.Size]) -> tuple[list[Tensor], Tensor]:
-        """Softened probabilities at every student output scale, and full-resolution probabilities at T = 1.
+    def run_teacher(self, teacher: FrozenTeacher, data: Tensor, target_full: Tensor, shapes: list[torch.Size],
+                    with_plain: bool = True) -> tuple[list[Tensor], Tensor | None]:
+        """Softened probabilities at every student output scale, and full-resolution probabilities at T = 1
+        (``None`` unless ``with_plain``: only the adaptive teacher weights need them).
 
         Folds are averaged in probability space. Returns ``([(B, K, *s_i)], (B, K, *patch))``.
         """
@@ -219,15 +220,18 @@ class DistillationObjective(nn.Module):
             with torch.autocast(data.device.type, enabled=data.device.type == "cuda"):
                 output = network(x)
             outputs = [o.float() for o in output] if isinstance(output, (list, tuple)) else [output.float()]
-            plain = torch.softmax(outputs[0], dim=1)
+            plain = torch.softmax(outputs[0], dim=1) if with_plain else None
             if len(outputs) >= len(shapes) and all(o.shape[2:] == s for o, s in zip(outputs, shapes)):
                 soft = [torch.softmax(o / temperature, dim=1) for o in outputs[: len(shapes)]]
             else:
                 soft = pool_probabilities_to_shapes(torch.softmax(outputs[0] / temperature, dim=1), shapes)
             soft_sum = soft if soft_sum is None else [a + b for a, b in zip(soft_sum, soft)]
-            plain_sum = plain if plain_sum is None else plain_sum + plain
+            if with_plain:
+                plain_sum = plain if plain_sum is None else plain_sum + plain
         n = len(teacher.networks)
-        return [s / n for s in soft_sum], plain_sum / n
+        if n == 1:
+            return soft_sum, plain_sum
+        return [s / n for s in soft_sum], None if plain_sum is None else plain_sum / n
 
     # ------------------------------------------------------------------------------------------ loss
     def forward(self, student_outputs: list[Tensor], targets: list[Tensor], data: Tensor,
@@ -244,13 +248,18 @@ class DistillationObjective(nn.Module):
             ``{'loss', 'seg', 'mid', 'kl', 'weights' (B, J)}``; only ``'loss'`` carries gradients.
         """
         shapes = [o.shape[2:] for o in student_outputs]
-        results = [self.run_teacher(t, data, targets[0], shapes) for t in self.teachers]
-        weights = compute_teacher_weights([plain for _, plain in results], targets[0], self.config.weighting,
+        # only the adaptive schemes with several teachers look at the teachers' T = 1 probabilities and the label;
+        # otherwise the weights are the fallback (uniform or fixed; one teacher always weighs 1)
+        agreement = len(self.teachers) > 1 and self.config.weighting in ("adaptive", "paper_literal")
+        results = [self.run_teacher(t, data, targets[0], shapes, with_plain=agreement) for t in self.teachers]
+        weights = compute_teacher_weights([plain if agreement else soft[0] for soft, plain in results],
+                                          targets[0] if agreement else None, self.config.weighting,
                                           self.fixed_weights)
         kl = None
         if self.config.beta > 0:
-            fused = [fuse_teacher_probabilities([soft[i] for soft, _ in results], weights)
-                     for i in range(len(student_outputs))]
+            fused = results[0][0] if len(self.teachers) == 1 else [
+                fuse_teacher_probabilities([soft[i] for soft, _ in results], weights)
+                for i in range(len(student_outputs))]
             kl = self.kl(student_outputs, fused)
         mid = self._feature_loss(targets[0], weights) if self.config.feature_stages else None
         self._clear_features()

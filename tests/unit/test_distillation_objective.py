@@ -243,3 +243,45 @@ def test_teacher_that_cannot_process_the_students_patch_is_a_clear_error_before_
         objective.prepare(unet(), larger, torch.zeros_like(larger))
     data, targets = batch()
     objective.prepare(unet(), data[:1], targets[0][:1])  # its own size passes
+
+
+# ---------------------------------------------------------------- teacher weights inside the objective
+
+
+def _expected_kl(outputs, teacher_outputs_per_teacher, weights, temperature):
+    """Σ_scales w_s · KL(student_s ‖ Σ_j v_j softmax(teacher_j,s / T)), by hand with fixed teacher weights v."""
+    from nnunet_kd.losses import SoftenedKLDivergence
+
+    total = 0.0
+    for s, (weight, output) in enumerate(zip(DS_WEIGHTS, outputs, strict=True)):
+        fused = sum(v * torch.softmax(t[s] / temperature, dim=1) for v, t in
+                    zip(weights, teacher_outputs_per_teacher, strict=True))
+        total = total + weight * SoftenedKLDivergence(temperature)(output, fused)
+    return total
+
+
+@pytest.mark.parametrize("weighting", ["adaptive", "uniform", "paper_literal"])
+def test_one_teacher_weighs_one_under_every_scheme_and_gives_the_plain_softened_kl(weighting):
+    student, network = unet(), unet(8)
+    objective = DistillationObjective([frozen(network)], KDConfig(temperature=2.0, beta=1.0, weighting=weighting),
+                                      DS_WEIGHTS)
+    data, targets = batch()
+    outputs = student(data)
+    losses = objective(outputs, targets, data, torch.tensor(0.0))
+    assert torch.equal(losses["weights"], torch.ones(2, 1))
+    with torch.no_grad():
+        expected = _expected_kl(outputs, [network(data)], [1.0], 2.0)
+    assert losses["kl"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_two_teachers_with_fixed_weights_are_fused_by_those_weights():
+    student, first, second = unet(), unet(8), unet(4)
+    objective = DistillationObjective([frozen(first), frozen(second)], KDConfig(beta=1.0, weighting="fixed"),
+                                      DS_WEIGHTS, fixed_weights=[3.0, 1.0])
+    data, targets = batch()
+    outputs = student(data)
+    losses = objective(outputs, targets, data, torch.tensor(0.0))
+    assert torch.allclose(losses["weights"], torch.tensor([[0.75, 0.25], [0.75, 0.25]]))
+    with torch.no_grad():
+        expected = _expected_kl(outputs, [first(data), second(data)], [0.75, 0.25], 2.0)
+    assert losses["kl"].item() == pytest.approx(expected.item(), rel=1e-6)
