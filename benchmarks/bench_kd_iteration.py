@@ -36,9 +36,11 @@ PLANS = {  # (patch, features, strides, batch size)
            ((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (1, 2, 2)), 2),
 }
 VARIANTS = ("nnUNetTrainer", "KD 1 teacher", "MKD 1 teacher", "KD 2 teachers", "MKD 2 teachers",
-            "KD 1 box-guided teacher", "teacher forward")
-# "KD 1 box-guided teacher": the teacher takes CT + the axial box mask, derived from the batch's label on every step
-# (on the CPU: connected components), as nnunet_kd does for box-guided teachers.
+            "KD 1 box-guided teacher", "KD 1 box-guided teacher, boxes in the step", "teacher forward")
+# "KD 1 box-guided teacher": the teacher takes CT + the axial box mask of the batch's label. The distillation trainers
+# compute that mask in nnU-Net's data-augmentation workers (excluded here like all data loading) and hand it to the
+# step; "KD 1 box-guided teacher, boxes in the step" derives it inside the step instead (host connected components
+# and a device-to-host copy of the label: how the trainers did it before).
 # "teacher forward" times one frozen teacher's forward pass alone (no_grad, autocast on CUDA): the part of the KD step
 # that no implementation can avoid. 1 + its ratio is the lowest ratio a 1-teacher KD step can reach.
 
@@ -123,13 +125,19 @@ def build(plan: str, variant: str, device: torch.device, compile_student: bool =
             objective.compile_teachers()
     data = torch.randn((batch, 1, *patch), device=device)
     targets = example_targets(plan, device)
+    box_mask = None  # computed by the data-augmentation workers in the trainers: handed to the step
+    if "box-guided" in variant and "in the step" not in variant:
+        from nnunet_kd.boxes import axial_box_mask
+
+        box_mask = torch.stack([torch.from_numpy(axial_box_mask(t[0].cpu().numpy() > 0)) for t in targets[0]])
+        box_mask = box_mask[:, None].float().to(device)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, enabled=device.type == "cuda"):
             output = student(data)
             seg = loss(output, targets)
-            total = objective(list(output), targets, data, seg)["loss"] if objective is not None else seg
+            total = objective(list(output), targets, data, seg, box_mask)["loss"] if objective is not None else seg
         total.backward()
         parameters = list(student.parameters()) + (list(objective.parameters()) if objective is not None else [])
         torch.nn.utils.clip_grad_norm_(parameters, 12)

@@ -11,6 +11,8 @@ This module holds:
 - :class:`AxialBoxChannelTransform`: the batchgeneratorsv2 transform that replaces the previous-stage channel of a
   training sample by the boxes of the *augmented* label (optionally perturbed like real annotations, see
   :mod:`nnunet_kd.box_augmentation`), removing lesions whose box was dropped from the target;
+- :class:`AppendTeacherBoxChannelTransform`: the exact boxes of a distillation student's augmented label, appended to
+  its image for a box-guided teacher (split off again before the student);
 - :func:`write_preprocessed_box_files`: exact boxes of every preprocessed label, written where the data loader and
   nnU-Net's final validation read them;
 - :func:`axial_axis_after_transpose`: where the axial axis of the raw image lands in preprocessed arrays.
@@ -102,6 +104,35 @@ class AxialBoxChannelTransform(BasicTransform):
         mask = rasterize_boxes(boxes, label.shape, self.axial_axis)
         segmentation[self.box_channel] = torch.from_numpy(mask.astype(np.int16))
         return segmentation
+
+
+class AppendTeacherBoxChannelTransform(BasicTransform):
+    """Append the exact axial boxes of a training sample's final label to its image, for a box-guided *teacher*.
+
+    The last transform of a distillation student's training pipeline when a teacher needs the box channel: it runs
+    in nnU-Net's data-augmentation workers, so the training step neither copies the label to the host nor waits for
+    it. The image ``(C, *spatial)`` becomes ``(C + 1, *spatial)`` (0/1 float); the trainer splits the extra channel
+    off before the student sees the batch. The boxes are :func:`~nnunet_kd.boxes.axial_box_mask` of the
+    full-resolution label (the first one when deep supervision made the segmentation a list): exactly what the
+    teacher would get from the batch's target.
+
+    Args:
+        axial_axis: spatial axis (0-based, excluding the channel axis) that indexes axial slices.
+    """
+
+    def __init__(self, axial_axis: int):
+        super().__init__()
+        self.axial_axis = axial_axis
+
+    def get_parameters(self, **data_dict) -> dict:
+        return {}
+
+    def apply(self, data_dict: dict, **params) -> dict:
+        segmentation = data_dict["segmentation"]
+        label = (segmentation[0] if isinstance(segmentation, list) else segmentation)[0].numpy()
+        mask = torch.from_numpy(axial_box_mask(label > 0, self.axial_axis)).to(data_dict["image"].dtype)
+        data_dict["image"] = torch.cat([data_dict["image"], mask[None]])
+        return data_dict
 
 
 def box_folder(preprocessed_dataset_folder: str | os.PathLike, data_identifier: str) -> Path:

@@ -7,7 +7,8 @@ Teachers are held in a plain list, so they are neither parameters nor part of an
 Per training step (shapes: data ``(B, C, *patch)``, deep-supervision outputs ``[(B, K, *s_i)]``):
 
 1. every teacher (all its folds, eval mode, no autograd) sees the student's augmented patch, converted to its CT
-   normalisation and, for box-guided teachers, with the axial boxes of the batch's full-resolution target appended;
+   normalisation and, for box-guided teachers, with the axial boxes of the batch's full-resolution target appended
+   (computed by the trainer's data-augmentation workers);
 2. per sample, teacher weights ``w (B, J)`` from the teachers' probabilities (T = 1) and the target
    (:func:`~nnunet_kd.teacher_weights.compute_teacher_weights`);
 3. KL: the fused target at every deep-supervision scale is ``Σ_j w_j · softmax(z_j / T)`` (the teacher's own
@@ -206,13 +207,13 @@ class DistillationObjective(nn.Module):
     # ------------------------------------------------------------------------------------------ teachers
     @torch.no_grad()
     def run_teacher(self, teacher: FrozenTeacher, data: Tensor, target_full: Tensor, shapes: list[torch.Size],
-                    with_plain: bool = True) -> tuple[list[Tensor], Tensor | None]:
+                    with_plain: bool = True, boxes: Tensor | None = None) -> tuple[list[Tensor], Tensor | None]:
         """Softened probabilities at every student output scale, and full-resolution probabilities at T = 1
         (``None`` unless ``with_plain``: only the adaptive teacher weights need them).
 
         Folds are averaged in probability space. Returns ``([(B, K, *s_i)], (B, K, *patch))``.
         """
-        x = teacher.prepare_input(data, target_full)
+        x = teacher.prepare_input(data, target_full, boxes)
         temperature = self.config.temperature
         soft_sum: list[Tensor] | None = None
         plain_sum: Tensor | None = None
@@ -235,7 +236,7 @@ class DistillationObjective(nn.Module):
 
     # ------------------------------------------------------------------------------------------ loss
     def forward(self, student_outputs: list[Tensor], targets: list[Tensor], data: Tensor,
-                seg_loss: Tensor) -> dict[str, Tensor]:
+                seg_loss: Tensor, boxes: Tensor | None = None) -> dict[str, Tensor]:
         """The total loss and its components for one batch.
 
         Args:
@@ -243,6 +244,8 @@ class DistillationObjective(nn.Module):
             targets: the matching label maps ``(B, 1, *s_i)``.
             data: the student's input batch (the same augmented patch goes to the teachers).
             seg_loss: the student's segmentation loss (nnU-Net's, already computed).
+            boxes: ``(B, 1, *patch)`` axial box mask of ``targets[0]`` for box-guided teachers, if already computed
+                (else they are derived from ``targets[0]`` on the host).
 
         Returns:
             ``{'loss', 'seg', 'mid', 'kl', 'weights' (B, J)}``; only ``'loss'`` carries gradients.
@@ -251,7 +254,7 @@ class DistillationObjective(nn.Module):
         # only the adaptive schemes with several teachers look at the teachers' T = 1 probabilities and the label;
         # otherwise the weights are the fallback (uniform or fixed; one teacher always weighs 1)
         agreement = len(self.teachers) > 1 and self.config.weighting in ("adaptive", "paper_literal")
-        results = [self.run_teacher(t, data, targets[0], shapes, with_plain=agreement) for t in self.teachers]
+        results = [self.run_teacher(t, data, targets[0], shapes, agreement, boxes) for t in self.teachers]
         weights = compute_teacher_weights([plain if agreement else soft[0] for soft, plain in results],
                                           targets[0] if agreement else None, self.config.weighting,
                                           self.fixed_weights)

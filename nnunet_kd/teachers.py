@@ -55,10 +55,18 @@ class FrozenTeacher:
     strides: list[list[int]]
     checkpoint_hashes: dict[str, str] = field(default_factory=dict)
 
-    def prepare_input(self, data: torch.Tensor, target_full: torch.Tensor | None) -> torch.Tensor:
-        """Student batch ``(B, C, *patch)`` -> this teacher's input (normalisation, optional box channel)."""
+    def prepare_input(self, data: torch.Tensor, target_full: torch.Tensor | None,
+                      boxes: torch.Tensor | None = None) -> torch.Tensor:
+        """Student batch ``(B, C, *patch)`` -> this teacher's input (normalisation, optional box channel).
+
+        A box-guided teacher takes ``boxes`` ``(B, 1, *patch)`` when given (the trainer's data-augmentation workers
+        computed them, :class:`~nnunet_kd.box_channel.AppendTeacherBoxChannelTransform`); otherwise they are derived
+        here from ``target_full`` ``(B, 1, *patch)``, on the host.
+        """
         x = self.normalization(data) if self.normalization.needed else data
-        if self.needs_boxes:
+        if self.needs_boxes and boxes is not None:
+            x = torch.cat([x, boxes.to(x.dtype)], dim=1)
+        elif self.needs_boxes:
             if target_full is None:
                 raise ConfigurationError(f"teacher {self.label} needs boxes, derived from the target, but got none")
             labels = target_full[:, 0].detach().cpu().numpy()

@@ -17,6 +17,7 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
 from nnunet_kd.atomic import atomic_write_json
+from nnunet_kd.box_channel import AppendTeacherBoxChannelTransform
 from nnunet_kd.distillation import DistillationObjective, KDConfig, teacher_stage_names
 from nnunet_kd.distributed import average_gradients, broadcast_parameters, mean_over_ranks
 from nnunet_kd.errors import ConfigurationError
@@ -116,24 +117,46 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
                                "effective": {k: list(v) if isinstance(v, tuple) else v
                                              for k, v in vars(self.kd_config).items()}})
 
+    # ------------------------------------------------------------------------------------------ data
+    @property
+    def teacher_box_axis(self) -> int | None:
+        """Axial axis of the box channel that box-guided teachers need; None if no teacher needs one."""
+        teachers = self.kd_objective.teachers if self.kd_objective is not None else []
+        return next((t.box_axial_axis for t in teachers if t.needs_boxes), None)
+
+    def get_training_transforms(self, patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
+                                do_dummy_2d_data_aug, use_mask_for_norm=None, is_cascaded=False,
+                                foreground_labels=None, regions=None, ignore_label=None):
+        """nnU-Net's pipeline; with a box-guided teacher, the axial boxes of the augmented label are appended to the
+        image by the data-augmentation workers (off the training step), and ``train_step`` splits them off."""
+        compose = super().get_training_transforms(patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes,
+                                                  do_dummy_2d_data_aug, use_mask_for_norm, is_cascaded,
+                                                  foreground_labels, regions, ignore_label)
+        if self.teacher_box_axis is not None:
+            compose.transforms.append(AppendTeacherBoxChannelTransform(self.teacher_box_axis))
+        return compose
+
     # ------------------------------------------------------------------------------------------ training step
-    def compute_loss(self, data: torch.Tensor, target) -> dict:
+    def compute_loss(self, data: torch.Tensor, target, boxes: torch.Tensor | None = None) -> dict:
         """Student forward, nnU-Net's segmentation loss, and the distillation terms (see DistillationObjective)."""
         output = self.network(data)
         seg = self.loss(output, target)
         outputs = list(output) if isinstance(output, (list, tuple)) else [output]
         targets = list(target) if isinstance(target, (list, tuple)) else [target]
-        return self.kd_objective(outputs, targets, data, seg)
+        return self.kd_objective(outputs, targets, data, seg, boxes)
 
     def train_step(self, batch: dict) -> dict:
         # nnU-Net 2.8.1 train_step; the loss comes from compute_loss, adapters are clipped and stepped too
         data = batch["data"].to(self.device, non_blocking=True)
+        boxes = None
+        if self.teacher_box_axis is not None:  # the last channel is the teachers' box mask (get_training_transforms)
+            data, boxes = data[:, :-1], data[:, -1:]
         target = batch["target"]
         target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
             else target.to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
-            losses = self.compute_loss(data, target)
+            losses = self.compute_loss(data, target, boxes)
         loss = losses["loss"]
         adapters = list(self.kd_objective.parameters())
         parameters = [*self.network.parameters(), *adapters]

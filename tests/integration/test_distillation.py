@@ -55,6 +55,10 @@ def test_mkd_with_two_teachers_resume_and_student_prediction(nnunet_env, box_tea
     assert all(abs(a + b - 1) < 1e-5 for a, b in zip(log["kd_weight_teacher0"], log["kd_weight_teacher1"]))
     assert json.loads((fold / "kd_spec.json").read_text())["effective"]["feature_stages"][0] == "encoder.stages.0"
     assert (fold / "progress_kd.png").stat().st_size > 1000
+    # the test trainer compared the box channel from the augmentation workers with the boxes of each batch's label
+    checked = [line for path in fold.glob("training_log_*.txt") for line in path.read_text().splitlines()
+               if "box channel checked on" in line]
+    assert checked and int(checked[0].split("checked on ")[1].split()[0]) >= 1, checked
 
     # --c: the teachers are reloaded and the adapters restored (then saved again unchanged: no epoch left to run)
     nnunet_env.run("nnUNetv2_train", "901", TINY_CONFIG, "0", "-tr", STUDENT, "-device", "cpu", "--c",

@@ -153,3 +153,21 @@ def test_axial_axis_after_transpose():
     assert axial_axis_after_transpose([0, 1, 2]) == 0
     assert axial_axis_after_transpose([2, 0, 1]) == 1
     assert axial_axis_after_transpose([1, 2, 0]) == 2
+
+
+@pytest.mark.parametrize("axial_axis", [0, 2])
+def test_teacher_box_channel_is_appended_to_the_image_from_the_full_resolution_label(axial_axis):
+    from nnunet_kd.box_channel import AppendTeacherBoxChannelTransform
+
+    label = torch.zeros((1, 8, 12, 10), dtype=torch.int16)
+    label[0, 1:4, 2:6, 3:5] = 1  # two lesions
+    label[0, 5:7, 7:11, 6:9] = 1
+    label[0, 5, 7, 6] = 0  # not a block: its boxes cover more than the lesion on every axis
+    image = torch.randn(2, 8, 12, 10)
+    segmentation = [label, label[:, ::2, ::2, ::2]]  # as nnU-Net's deep-supervision downsampling leaves it
+    out = AppendTeacherBoxChannelTransform(axial_axis)(image=image.clone(), segmentation=segmentation)
+    assert out["image"].shape == (3, 8, 12, 10)
+    assert torch.equal(out["image"][:2], image)
+    expected = torch.from_numpy(axial_box_mask(label[0].numpy() > 0, axial_axis)).float()
+    assert torch.equal(out["image"][2], expected) and expected.sum() > label.sum()
+    assert out["segmentation"] is segmentation
