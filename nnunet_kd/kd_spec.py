@@ -167,15 +167,27 @@ def load_spec(path: str | os.PathLike) -> KDSpec:
 
 
 def parse_teacher_argument(text: str) -> dict[str, Any]:
-    """``DATASET:TRAINER:CONFIGURATION[:FOLDS[:WEIGHT]]`` (FOLDS: ``same`` or ``0,1``) -> a spec entry."""
-    parts = text.split(":")
-    if not 3 <= len(parts) <= 5 or not all(parts[:3]):
-        raise ConfigurationError(f"--teacher {text!r}: expected DATASET:TRAINER:CONFIGURATION[:FOLDS[:WEIGHT]]")
-    entry: dict[str, Any] = {"dataset": parts[0], "trainer": parts[1], "configuration": parts[2]}
-    if len(parts) > 3 and parts[3]:
-        entry["folds"] = "same" if parts[3] == "same" else [f if f == "all" else int(f) for f in parts[3].split(",")]
-    if len(parts) > 4 and parts[4]:
-        entry["weight"] = float(parts[4])
+    """``DATASET:TRAINER[__PLANS]:CONFIGURATION[:FOLDS[:WEIGHT]]`` (FOLDS: ``same`` or ``0,1``) -> a spec entry.
+
+    Raises:
+        ConfigurationError: malformed text (see :func:`~nnunet_kd.teacher_identifiers.parse_teacher_identifiers`) or
+            a fold that is neither a number nor ``all``.
+    """
+    from nnunet_kd.teacher_identifiers import parse_teacher_identifiers
+
+    parsed = parse_teacher_identifiers(text)
+    entry: dict[str, Any] = {"dataset": parsed.dataset, "trainer": parsed.trainer,
+                             "configuration": parsed.configuration}
+    if parsed.plans:
+        entry["plans"] = parsed.plans
+    if parsed.folds == ("same",):
+        entry["folds"] = "same"
+    elif parsed.folds:
+        if not all(f == "all" or f.isdigit() for f in parsed.folds):
+            raise ConfigurationError(f"teacher {text!r}: folds must be numbers, 'all' or 'same'")
+        entry["folds"] = [f if f == "all" else int(f) for f in parsed.folds]
+    if parsed.weight is not None:
+        entry["weight"] = parsed.weight
     return entry
 
 

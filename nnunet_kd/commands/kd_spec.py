@@ -10,7 +10,8 @@ HELP = "write kd_teachers.json (teachers + KD hyper-parameters) next to the stud
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-d", "--dataset", required=True, help="student dataset id or name")
-    parser.add_argument("--teacher", action="append", required=True, metavar="DATASET:TRAINER:CONFIG[:FOLDS[:WEIGHT]]",
+    parser.add_argument("--teacher", action="append", required=True,
+                        metavar="DATASET:TRAINER[__PLANS]:CONFIG[:FOLDS[:WEIGHT]]",
                         help="a teacher by nnU-Net identifiers; FOLDS 'same' (default: the student's fold) or '0,1'; "
                              "repeat for several teachers")
     parser.add_argument("--teacher-plans", default=None, help="plans identifier of all teachers (default nnUNetPlans)")

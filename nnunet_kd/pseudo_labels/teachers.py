@@ -1,9 +1,9 @@
 """Teacher models of a pseudo-label export: how they are named, found and checked against each other.
 
 A teacher is a trained nnU-Net model folder, named by nnU-Net's identifiers (as ``nnUNetv2_predict`` takes them):
-``DATASET:TRAINER[__PLANS]:CONFIGURATION[:FOLDS[:WEIGHT]]``, e.g. ``901:nnUNetTrainerBoxGuided:3d_fullres_box:0,1:2``
-(plans default ``nnUNetPlans``, folds default: every fold with a checkpoint, weight default 1), or an entry of a
-JSON list with the keys ``dataset, trainer, plans, configuration, folds, weight, checkpoint``.
+``DATASET:TRAINER[__PLANS]:CONFIGURATION[:FOLDS[:WEIGHT]]`` (:mod:`nnunet_kd.teacher_identifiers`), e.g.
+``901:nnUNetTrainerBoxGuided:3d_fullres_box:0,1:2`` (plans default ``nnUNetPlans``, folds default: every fold with a
+checkpoint, weight default 1), or an entry of a JSON list with the keys ``dataset, trainer, plans, configuration, folds, weight, checkpoint``.
 
 A teacher whose configuration names a ``previous_stage`` is box-guided (nnU-Net's cascade input path takes the box
 masks); any other teacher is plain (point-guided in the paper's terms) and sees only the images.
@@ -20,13 +20,18 @@ from pathlib import Path
 from nnunet_kd.errors import ConfigurationError, InputError
 from nnunet_kd.paths import nnunet_folder, resolve_dataset_name
 from nnunet_kd.plans import resolved_configuration
+from nnunet_kd.teacher_identifiers import parse_teacher_identifiers
 
 SUPPORTED_READER = "SimpleITKIO"
 
 
 @dataclass(frozen=True)
 class TeacherSpec:
-    """What the user asked for: nnU-Net identifiers, folds (``None`` = all available) and a weight."""
+    """What the user asked for: nnU-Net identifiers, folds (``None`` = all available) and a weight.
+
+    Not the distillation spec's :class:`nnunet_kd.kd_spec.TeacherSpec`: there, omitted folds mean the student's fold
+    (a teacher must not have seen the student's validation cases), and the entry carries distillation settings.
+    """
 
     dataset: str
     trainer: str
@@ -56,26 +61,15 @@ class Teacher:
 
 
 def parse_teacher(text: str) -> TeacherSpec:
-    """Parse ``DATASET:TRAINER[__PLANS]:CONFIGURATION[:FOLDS[:WEIGHT]]``.
+    """Parse ``DATASET:TRAINER[__PLANS]:CONFIGURATION[:FOLDS[:WEIGHT]]`` (omitted folds: every trained fold).
 
     Raises:
         ConfigurationError: malformed text.
     """
-    parts = text.split(":")
-    if not 3 <= len(parts) <= 5 or not all(parts[:3]):
-        raise ConfigurationError(
-            f"teacher {text!r}: expected DATASET:TRAINER[__PLANS]:CONFIGURATION[:FOLDS[:WEIGHT]], "
-            "e.g. 901:nnUNetTrainerBoxGuided:3d_fullres_box:0,1:1.0"
-        )
-    trainer, _, plans = parts[1].partition("__")
-    folds = tuple(f for f in parts[3].split(",") if f) if len(parts) > 3 and parts[3] else None
-    weight = 1.0
-    if len(parts) == 5:
-        try:
-            weight = float(parts[4])
-        except ValueError:
-            raise ConfigurationError(f"teacher {text!r}: weight {parts[4]!r} is not a number") from None
-    return TeacherSpec(parts[0], trainer, parts[2], plans or "nnUNetPlans", folds, weight)
+    parsed = parse_teacher_identifiers(text)
+    weight = 1.0 if parsed.weight is None else parsed.weight
+    return TeacherSpec(parsed.dataset, parsed.trainer, parsed.configuration, parsed.plans or "nnUNetPlans",
+                       parsed.folds, weight)
 
 
 def load_teacher_file(path: str | os.PathLike) -> list[TeacherSpec]:

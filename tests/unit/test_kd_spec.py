@@ -108,3 +108,13 @@ def test_write_spec_is_idempotent_and_refuses_to_clobber(tmp_path):
         write_spec(path, {"teachers": [TEACHER], "alpha": 0.5})
     assert json.loads(path.read_text()) == spec
     assert write_spec(path, {"teachers": [TEACHER], "alpha": 0.5}, overwrite=True) is True
+
+
+def test_teacher_argument_takes_plans_and_refuses_bad_folds_and_weights_with_one_message():
+    entry = parse_teacher_argument("500:nnUNetTrainer__nnUNetResEncUNetMPlans:3d_fullres:all")
+    assert entry == {"dataset": "500", "trainer": "nnUNetTrainer", "plans": "nnUNetResEncUNetMPlans",
+                     "configuration": "3d_fullres", "folds": ["all"]}
+    for text, message in (("500:T:3d:0:heavy", "weight 'heavy' is not a number"), ("500:T:3d:0:-1", "positive"),
+                          ("500:T:3d:x", "folds must be numbers")):
+        with pytest.raises(ConfigurationError, match=message):
+            parse_teacher_argument(text)
