@@ -127,10 +127,9 @@ def build(plan: str, variant: str, device: torch.device, compile_student: bool =
     targets = example_targets(plan, device)
     box_mask = None  # computed by the data-augmentation workers in the trainers: handed to the step
     if "box-guided" in variant and "in the step" not in variant:
-        from nnunet_kd.boxes import axial_box_mask
+        from nnunet_kd.teachers import box_channel_of_target
 
-        box_mask = torch.stack([torch.from_numpy(axial_box_mask(t[0].cpu().numpy() > 0)) for t in targets[0]])
-        box_mask = box_mask[:, None].float().to(device)
+        box_mask = box_channel_of_target(targets[0], 0)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)

@@ -64,15 +64,28 @@ class FrozenTeacher:
         here from ``target_full`` ``(B, 1, *patch)``, on the host.
         """
         x = self.normalization(data) if self.normalization.needed else data
-        if self.needs_boxes and boxes is not None:
-            x = torch.cat([x, boxes.to(x.dtype)], dim=1)
-        elif self.needs_boxes:
+        if not self.needs_boxes:
+            return x
+        if boxes is None:
             if target_full is None:
                 raise ConfigurationError(f"teacher {self.label} needs boxes, derived from the target, but got none")
-            labels = target_full[:, 0].detach().cpu().numpy()
-            boxes = np.stack([axial_box_mask(labels[b] > 0, self.box_axial_axis) for b in range(labels.shape[0])])
-            x = torch.cat([x, torch.from_numpy(boxes[:, None]).to(x.device, x.dtype)], dim=1)
-        return x
+            boxes = box_channel_of_target(target_full, self.box_axial_axis)
+        return torch.cat([x, boxes.to(x.device, x.dtype)], dim=1)
+
+
+def box_channel_of_target(target_full: torch.Tensor, axial_axis: int) -> torch.Tensor:
+    """A box-guided teacher's extra channel derived from a batch's label, on the host.
+
+    Args:
+        target_full: ``(B, 1, *patch)`` full-resolution label map.
+        axial_axis: spatial axis that indexes axial slices.
+
+    Returns:
+        ``(B, 1, *patch)`` float 0/1 :func:`~nnunet_kd.boxes.axial_box_mask` per sample, on the label's device.
+    """
+    labels = target_full[:, 0].detach().cpu().numpy()
+    boxes = np.stack([axial_box_mask(label > 0, axial_axis) for label in labels])
+    return torch.from_numpy(boxes[:, None]).to(target_full.device, torch.float32)
 
 
 def model_folder(spec: TeacherSpec) -> Path:
