@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nnunet_kd.errors import ConfigurationError
+from nnunet_kd.teacher_identifiers import parse_teacher_identifiers
 
 SPEC_ENV = "NNUNET_KD_SPEC"
 SPEC_FILE_NAME = "kd_teachers.json"
@@ -173,8 +174,6 @@ def parse_teacher_argument(text: str) -> dict[str, Any]:
         ConfigurationError: malformed text (see :func:`~nnunet_kd.teacher_identifiers.parse_teacher_identifiers`) or
             a fold that is neither a number nor ``all``.
     """
-    from nnunet_kd.teacher_identifiers import parse_teacher_identifiers
-
     parsed = parse_teacher_identifiers(text)
     entry: dict[str, Any] = {"dataset": parsed.dataset, "trainer": parsed.trainer,
                              "configuration": parsed.configuration}

@@ -3,7 +3,8 @@
 A teacher is a trained nnU-Net model folder, named by nnU-Net's identifiers (as ``nnUNetv2_predict`` takes them):
 ``DATASET:TRAINER[__PLANS]:CONFIGURATION[:FOLDS[:WEIGHT]]`` (:mod:`nnunet_kd.teacher_identifiers`), e.g.
 ``901:nnUNetTrainerBoxGuided:3d_fullres_box:0,1:2`` (plans default ``nnUNetPlans``, folds default: every fold with a
-checkpoint, weight default 1), or an entry of a JSON list with the keys ``dataset, trainer, plans, configuration, folds, weight, checkpoint``.
+checkpoint, weight default 1), or an entry of a JSON list with the keys ``dataset, trainer, plans, configuration,
+folds, weight, checkpoint``.
 
 A teacher whose configuration names a ``previous_stage`` is box-guided (nnU-Net's cascade input path takes the box
 masks); any other teacher is plain (point-guided in the paper's terms) and sees only the images.
