@@ -1,9 +1,11 @@
-"""Distillation with the real commands: two teachers (box-guided + plain), resume, student-only prediction."""
+"""Distillation with the real commands: two teachers (box-guided + plain), resume, validation only, student-only
+prediction."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,7 +29,7 @@ def spec_file(nnunet_env, box_teacher, plain_teacher, tmp_path_factory):
     return path
 
 
-def test_mkd_with_two_teachers_resume_and_student_prediction(nnunet_env, box_teacher, plain_teacher, spec_file,
+def test_mkd_with_two_teachers_resume_validation_and_student_prediction(nnunet_env, box_teacher, plain_teacher, spec_file,
                                                              tmp_path):
     before = _teacher_hashes(box_teacher, plain_teacher)
     nnunet_env.run("nnUNetv2_train", "901", TINY_CONFIG, "0", "-tr", STUDENT, "-device", "cpu",
@@ -66,6 +68,17 @@ def test_mkd_with_two_teachers_resume_and_student_prediction(nnunet_env, box_tea
     resumed = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
     assert set(resumed["kd_adapters"]) == set(adapters)
     assert all(torch.equal(resumed["kd_adapters"][k], adapters[k]) for k in adapters)
+
+    # --val: nnU-Net's validation alone, from checkpoint_final.pth, which it leaves as it is
+    validation = fold / "validation"
+    shutil.rmtree(validation)
+    nnunet_env.run("nnUNetv2_train", "901", TINY_CONFIG, "0", "-tr", STUDENT, "-device", "cpu", "--val",
+                   NNUNET_KD_SPEC=str(spec_file))
+    summary = json.loads((validation / "summary.json").read_text())
+    predicted = sorted(p.name for p in validation.glob("*.nii.gz"))
+    assert predicted and sorted(Path(c["prediction_file"]).name for c in summary["metric_per_case"]) == predicted
+    validated = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)
+    assert weights_hash(validated["network_weights"]) == weights_hash(resumed["network_weights"])
 
     # the student predicts alone: no teacher, no boxes, no spec
     out = tmp_path / "student_predictions"
