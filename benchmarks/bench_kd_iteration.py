@@ -6,7 +6,8 @@ weights, backward, gradient clipping at 12, SGD step. The distillation steps add
 :class:`nnunet_kd.distillation.DistillationObjective` (KL on every deep-supervision output, features through hooks,
 adaptive teacher weights). Data loading is excluded (it is the same for both). Variants are interleaved round by
 round so that machine noise hits all of them alike; medians are reported. Peak memory: each variant once more in a
-fresh process (``ru_maxrss``; on CUDA ``torch.cuda.max_memory_allocated``).
+fresh process (on the CPU the step's own peak from ``torch.profiler``'s allocation records; on CUDA
+``torch.cuda.max_memory_allocated``).
 
     python benchmarks/bench_kd_iteration.py --plan phantom --rounds 10
     python benchmarks/bench_kd_iteration.py --plan ct --rounds 10 --device cuda
@@ -36,11 +37,14 @@ PLANS = {  # (patch, features, strides, batch size)
            ((1, 1, 1), (2, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), (1, 2, 2)), 2),
 }
 VARIANTS = ("nnUNetTrainer", "KD 1 teacher", "MKD 1 teacher", "KD 2 teachers", "MKD 2 teachers",
-            "KD 1 box-guided teacher", "KD 1 box-guided teacher, boxes in the step", "teacher forward")
+            "KD 1 box-guided teacher", "KD 1 box-guided teacher, boxes in the step",
+            "KD 1 teacher, teacher after the student", "teacher forward")
 # "KD 1 box-guided teacher": the teacher takes CT + the axial box mask of the batch's label. The distillation trainers
 # compute that mask in nnU-Net's data-augmentation workers (excluded here like all data loading) and hand it to the
 # step; "KD 1 box-guided teacher, boxes in the step" derives it inside the step instead (host connected components
 # and a device-to-host copy of the label: how the trainers did it before).
+# "KD 1 teacher, teacher after the student" runs the teacher between the student's forward and backward passes (how
+# the trainers did it before session 5), so that its activations come on top of the student's saved ones.
 # "teacher forward" times one frozen teacher's forward pass alone (no_grad, autocast on CUDA): the part of the KD step
 # that no implementation can avoid. 1 + its ratio is the lowest ratio a 1-teacher KD step can reach.
 
@@ -131,12 +135,17 @@ def build(plan: str, variant: str, device: torch.device, compile_student: bool =
 
         box_mask = box_channel_of_target(targets[0], 0)
 
+    teacher_first = "teacher after the student" not in variant
+
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, enabled=device.type == "cuda"):
+            teaching = objective.teach(data, targets, box_mask) if objective is not None and teacher_first else None
             output = student(data)
             seg = loss(output, targets)
-            total = objective(list(output), targets, data, seg, box_mask)["loss"] if objective is not None else seg
+            if objective is not None:
+                teaching = teaching or objective.teach(data, targets, box_mask)
+            total = objective(list(output), targets, seg, teaching)["loss"] if objective is not None else seg
         total.backward()
         parameters = list(student.parameters()) + (list(objective.parameters()) if objective is not None else [])
         torch.nn.utils.clip_grad_norm_(parameters, 12)
@@ -156,15 +165,37 @@ def timed(step, device: torch.device) -> float:
 
 
 def peak_memory(plan: str, variant: str, device: str) -> float:
-    """Peak memory (MiB) of two steps of one variant in a fresh process."""
-    code = (f"import sys; sys.argv=['x']; import torch, resource; from bench_kd_iteration import build;"
+    """Peak memory (MiB) of one variant in a fresh process: on CUDA ``torch.cuda.max_memory_allocated`` over two steps
+    (weights and optimizer state included), on the CPU :func:`step_peak_mib` of the second step."""
+    code = (f"import sys; sys.argv=['x']; import torch; from bench_kd_iteration import build, step_peak_mib;"
             f"d=torch.device('{device}'); torch.backends.cudnn.benchmark=d.type=='cuda';"
-            f"s=build('{plan}', '{variant}', d); s(); s();"
-            f"print(torch.cuda.max_memory_allocated()/2**20 if d.type=='cuda' else "
-            f"resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024)")
+            f"s=build('{plan}', '{variant}', d); s();"
+            f"print(step_peak_mib(s) if d.type=='cpu' else (s(), torch.cuda.max_memory_allocated()/2**20)[1])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=__file__.rsplit("/", 1)[0])
     return float(out.stdout.strip().splitlines()[-1])
+
+
+def step_peak_mib(step) -> float:
+    """CPU memory that one step holds at its peak beyond what was allocated before it (MiB): the running sum of the
+    allocations and frees that ``torch.profiler`` records, in time order. The process's ``ru_maxrss`` cannot tell
+    the variants apart (its peak comes from loading the libraries)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    live = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak / 2**20
+
+
+def round_ratio_quartiles(times: list[float], base_times: list[float]) -> list[float]:
+    """Quartiles (25, 50, 75 %) of the per-round ratios ``times[r] / base_times[r]``: the spread of the paired
+    comparison, which shows how far one run's ratio can be trusted on a noisy machine."""
+    ratios = [t / b for t, b in zip(times, base_times, strict=True)]
+    return statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
 
 
 def operator_calls(step, steps: int = 3) -> float:
@@ -208,16 +239,18 @@ def main() -> None:
     result = {}
     print(f"plan {args.plan}, patch {PLANS[args.plan][0]}, batch {PLANS[args.plan][3]}, device {args.device}, "
           f"{args.rounds} interleaved rounds, students {'compiled' if args.compile else 'eager'}")
-    print("| variant | median s/iteration | ratio | peak memory MiB | memory ratio |\n|---|---:|---:|---:|---:|")
+    print("| variant | median s/iteration | ratio | per-round ratio, quartiles | peak memory MiB | memory ratio |\n"
+          "|---|---:|---:|---|---:|---:|")
     memory = {v: (None if args.no_memory or args.compile else peak_memory(args.plan, v, args.device))
               for v in variants}
     for variant in variants:
         median = statistics.median(times[variant])
+        spread = round_ratio_quartiles(times[variant], times["nnUNetTrainer"])
         mem = memory[variant]
-        mem_ratio = f"{mem / memory['nnUNetTrainer']:.2f}" if mem else "-"
-        print(f"| {variant} | {median:.3f} | {median / base:.2f} | {mem:.0f} | {mem_ratio} |" if mem
-              else f"| {variant} | {median:.3f} | {median / base:.2f} | - | - |")
-        result[variant] = {"median_s": median, "ratio": median / base, "peak_mib": mem}
+        mem_cells = f"{mem:.0f} | {mem / memory['nnUNetTrainer']:.2f}" if mem else "- | -"
+        print(f"| {variant} | {median:.3f} | {median / base:.2f} | {spread[0]:.2f}–{spread[2]:.2f} | {mem_cells} |")
+        result[variant] = {"median_s": median, "ratio": median / base, "round_ratio_quartiles": spread,
+                           "peak_mib": mem}
     if args.count_ops:
         print("| variant | ATen calls per step | more than nnU-Net's step |\n|---|---:|---:|")
         calls = {variant: operator_calls(step) for variant, step in steps.items()}

@@ -49,10 +49,11 @@ def run_mode(mode: str, student0: torch.nn.Module, teacher_net: torch.nn.Module,
     def step(autocast: bool) -> dict:
         student.zero_grad(set_to_none=True)
         with torch.autocast(device.type, enabled=autocast and device.type == "cuda"):
+            teacher_targets = objective.teach(data, targets)
             output = model(data)
             seg = sum(torch.nn.functional.cross_entropy(o.float(), t[:, 0].long()) * w
                       for o, t, w in zip(output, targets, weights, strict=True))
-            losses = objective(list(output), targets, data, seg)
+            losses = objective(list(output), targets, seg, teacher_targets)
         losses["loss"].backward()
         return losses
 

@@ -4,7 +4,10 @@
 channel mismatches): the trainer puts them into its optimizer and checkpoint, never into the exported network.
 Teachers are held in a plain list, so they are neither parameters nor part of any ``state_dict``.
 
-Per training step (shapes: data ``(B, C, *patch)``, deep-supervision outputs ``[(B, K, *s_i)]``):
+Per training step (shapes: data ``(B, C, *patch)``, deep-supervision outputs ``[(B, K, *s_i)]``), steps 1-3 in
+:meth:`DistillationObjective.teach`, which the trainer calls *before* the student's forward pass (the teachers'
+transient activations are freed before the student's are kept for the backward pass, so they never add up), and
+steps 3-5 in its ``forward``:
 
 1. every teacher (all its folds, eval mode, no autograd) sees the student's augmented patch, converted to its CT
    normalisation and, for box-guided teachers, with the axial boxes of the batch's full-resolution target appended
@@ -54,6 +57,20 @@ class KDConfig:
     weighting: str = "adaptive"
     feature_stages: tuple[str, ...] = ()
     feature_loss: str = "mse"
+
+
+@dataclass(frozen=True)
+class TeacherTargets:
+    """What the frozen teachers contribute to one batch (:meth:`DistillationObjective.teach`); no gradients.
+
+    Attributes:
+        probabilities: the fused softened teacher target per student output scale ``[(B, K, *s_i)]``, highest
+            resolution first; ``None`` when β = 0 (no KL term).
+        weights: ``(B, J)`` per-sample teacher weights, each row summing to 1.
+    """
+
+    probabilities: list[Tensor] | None
+    weights: Tensor
 
 
 def resolve_stage_name(network: nn.Module, name: str) -> str:
@@ -235,22 +252,22 @@ class DistillationObjective(nn.Module):
         return [s / n for s in soft_sum], None if plain_sum is None else plain_sum / n
 
     # ------------------------------------------------------------------------------------------ loss
-    def forward(self, student_outputs: list[Tensor], targets: list[Tensor], data: Tensor,
-                seg_loss: Tensor, boxes: Tensor | None = None) -> dict[str, Tensor]:
-        """The total loss and its components for one batch.
+    @torch.no_grad()
+    def teach(self, data: Tensor, targets: list[Tensor], boxes: Tensor | None = None) -> TeacherTargets:
+        """Run the teachers on the batch: per-sample weights and the fused softened target at every output scale.
+
+        Call it before the student's forward pass: the teachers' activations are then freed before the student keeps
+        its own for the backward pass (measured in ``benchmarks/README.md``). Teacher features for Mid stay in the
+        hooks until :meth:`forward`.
 
         Args:
-            student_outputs: the student's logits per deep-supervision scale, highest resolution first.
-            targets: the matching label maps ``(B, 1, *s_i)``.
-            data: the student's input batch (the same augmented patch goes to the teachers).
-            seg_loss: the student's segmentation loss (nnU-Net's, already computed).
+            data: the student's input batch ``(B, C, *patch)`` (the same augmented patch goes to the teachers).
+            targets: the label maps ``(B, 1, *s_i)``, one per student output scale, highest resolution first (their
+                shapes are the student's output shapes).
             boxes: ``(B, 1, *patch)`` axial box mask of ``targets[0]`` for box-guided teachers, if already computed
                 (else they are derived from ``targets[0]`` on the host).
-
-        Returns:
-            ``{'loss', 'seg', 'mid', 'kl', 'weights' (B, J)}``; only ``'loss'`` carries gradients.
         """
-        shapes = [o.shape[2:] for o in student_outputs]
+        shapes = [t.shape[2:] for t in targets]
         # only the adaptive schemes with several teachers look at the teachers' T = 1 probabilities and the label;
         # otherwise the weights are the fallback (uniform or fixed; one teacher always weighs 1)
         agreement = len(self.teachers) > 1 and self.config.weighting in ("adaptive", "paper_literal")
@@ -258,16 +275,31 @@ class DistillationObjective(nn.Module):
         weights = compute_teacher_weights([plain if agreement else soft[0] for soft, plain in results],
                                           targets[0] if agreement else None, self.config.weighting,
                                           self.fixed_weights)
-        kl = None
+        fused = None
         if self.config.beta > 0:
             fused = results[0][0] if len(self.teachers) == 1 else [
-                fuse_teacher_probabilities([soft[i] for soft, _ in results], weights)
-                for i in range(len(student_outputs))]
-            kl = self.kl(student_outputs, fused)
-        mid = self._feature_loss(targets[0], weights) if self.config.feature_stages else None
+                fuse_teacher_probabilities([soft[i] for soft, _ in results], weights) for i in range(len(shapes))]
+        return TeacherTargets(fused, weights)
+
+    def forward(self, student_outputs: list[Tensor], targets: list[Tensor], seg_loss: Tensor,
+                teacher_targets: TeacherTargets) -> dict[str, Tensor]:
+        """The total loss and its components for one batch.
+
+        Args:
+            student_outputs: the student's logits per deep-supervision scale, highest resolution first.
+            targets: the matching label maps ``(B, 1, *s_i)``.
+            seg_loss: the student's segmentation loss (nnU-Net's, already computed).
+            teacher_targets: :meth:`teach` of the same batch.
+
+        Returns:
+            ``{'loss', 'seg', 'mid', 'kl', 'weights' (B, J)}``; only ``'loss'`` carries gradients.
+        """
+        kl = None if teacher_targets.probabilities is None else self.kl(student_outputs,
+                                                                        teacher_targets.probabilities)
+        mid = self._feature_loss(targets[0], teacher_targets.weights) if self.config.feature_stages else None
         self._clear_features()
         losses = combine_kd_losses(seg_loss, mid, kl, self.config.alpha, self.config.beta)
-        losses["weights"] = weights.detach()
+        losses["weights"] = teacher_targets.weights
         return losses
 
     def _feature_loss(self, target: Tensor, weights: Tensor) -> Tensor:

@@ -138,12 +138,14 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
 
     # ------------------------------------------------------------------------------------------ training step
     def compute_loss(self, data: torch.Tensor, target, boxes: torch.Tensor | None = None) -> dict:
-        """Student forward, nnU-Net's segmentation loss, and the distillation terms (see DistillationObjective)."""
+        """The teachers first (their activations are freed before the student keeps its own for the backward pass),
+        then the student's forward, nnU-Net's segmentation loss and the distillation terms (DistillationObjective)."""
+        targets = list(target) if isinstance(target, (list, tuple)) else [target]
+        teacher_targets = self.kd_objective.teach(data, targets, boxes)
         output = self.network(data)
         seg = self.loss(output, target)
         outputs = list(output) if isinstance(output, (list, tuple)) else [output]
-        targets = list(target) if isinstance(target, (list, tuple)) else [target]
-        return self.kd_objective(outputs, targets, data, seg, boxes)
+        return self.kd_objective(outputs, targets, seg, teacher_targets)
 
     def train_step(self, batch: dict) -> dict:
         # nnU-Net 2.8.1 train_step; the loss comes from compute_loss, adapters are clipped and stepped too

@@ -108,7 +108,7 @@ def test_teacher_of_another_architecture_loads_from_its_identifiers_and_distils(
     objective = DistillationObjective([teacher], config, [2 / 3, 1 / 3])  # 3 stages: 2 deep-supervision outputs
     data, targets = batch()
     objective.prepare(net, data[:1], targets[0][:1])
-    losses = objective(list(net(data)), targets, data, torch.tensor(0.0))
+    losses = objective(list(net(data)), targets, torch.tensor(0.0), objective.teach(data, targets))
     assert losses["kl"].item() > 0 and losses["mid"].item() > 0
     losses["loss"].backward()
     assert all(p.grad is None for p in network.parameters())

@@ -50,7 +50,7 @@ def test_identical_teacher_gives_zero_kl_and_no_teacher_gradients():
     student.eval()  # same mode as the teacher, so both compute the same function
     outputs = student(data)
     seg = torch.tensor(0.5)
-    losses = objective(outputs, targets, data, seg)
+    losses = objective(outputs, targets, seg, objective.teach(data, targets))
     assert abs(losses["kl"].item()) < 1e-6
     assert abs(losses["loss"].item() - 0.5) < 1e-6
     assert list(objective.parameters()) == [] and objective.state_dict() == {}  # teachers are not submodules
@@ -60,7 +60,7 @@ def test_kl_gradient_reaches_the_student_only():
     student, teacher = unet(), frozen(unet())
     objective = DistillationObjective([teacher], KDConfig(alpha=0.0, beta=1.0), DS_WEIGHTS)
     data, targets = batch()
-    losses = objective(student(data), targets, data, torch.tensor(0.0))
+    losses = objective(student(data), targets, torch.tensor(0.0), objective.teach(data, targets))
     assert losses["kl"].item() > 0
     losses["loss"].backward()
     assert all(p.grad is not None for p in student.parameters() if p.requires_grad)
@@ -77,7 +77,7 @@ def test_features_with_adapters_for_a_wider_teacher_and_stage_resolution():
     assert set(objective.feature_losses) == {"0_0", "1_0"}
     adapter_parameters = list(objective.parameters())
     assert adapter_parameters and all(p.requires_grad for p in adapter_parameters)
-    losses = objective(student(data), targets, data, torch.tensor(0.0))
+    losses = objective(student(data), targets, torch.tensor(0.0), objective.teach(data, targets))
     assert losses["mid"].item() > 0 and losses["kl"].item() == 0
     losses["loss"].backward()
     assert all(p.grad is not None for p in adapter_parameters)
@@ -100,7 +100,7 @@ def test_student_hooks_that_did_not_fire_are_a_clear_error():
     objective.prepare(student, data[:1], targets[0][:1])
     objective._student_recorder.detach()
     with pytest.raises(RuntimeError, match="hooks did not fire for encoder.stages.0"):
-        objective(student(data), targets, data, torch.tensor(0.0))
+        objective(student(data), targets, torch.tensor(0.0), objective.teach(data, targets))
 
 
 class _Compiled(nn.Module):
@@ -120,11 +120,11 @@ def test_compiled_teachers_keep_their_hooks_and_give_the_same_losses(monkeypatch
     data, targets = batch()
     objective.prepare(student, data[:1], targets[0][:1])
     student.eval()
-    before = objective(student(data), targets, data, torch.tensor(0.0))
+    before = objective(student(data), targets, torch.tensor(0.0), objective.teach(data, targets))
     monkeypatch.setattr(torch, "compile", _Compiled)
     objective.compile_teachers()
     assert isinstance(teacher.networks[0], _Compiled)
-    after = objective(student(data), targets, data, torch.tensor(0.0))
+    after = objective(student(data), targets, torch.tensor(0.0), objective.teach(data, targets))
     assert after["mid"].item() == pytest.approx(before["mid"].item()) and after["mid"].item() > 0
     assert after["kl"].item() == pytest.approx(before["kl"].item())
 
@@ -151,7 +151,7 @@ def test_two_teachers_adaptive_weights_favour_the_one_that_agrees_with_the_label
 
     teachers = [frozen(Oracle(), needs_boxes=True), frozen(unet())]
     objective = DistillationObjective(teachers, KDConfig(alpha=0.0, beta=1.0), DS_WEIGHTS)
-    weights = objective(student(data), targets, data, torch.tensor(0.0))["weights"]
+    weights = objective(student(data), targets, torch.tensor(0.0), objective.teach(data, targets))["weights"]
     assert weights.shape == (2, 2)
     assert torch.allclose(weights.sum(1), torch.ones(2))
     assert (weights[:, 0] > 0.9).all()
@@ -181,7 +181,7 @@ def test_residual_encoder_teacher_distils_logits_and_features_by_the_same_names(
     objective = DistillationObjective([teacher], config, DS_WEIGHTS)
     data, targets = batch()
     objective.prepare(student, data[:1], targets[0][:1])
-    losses = objective(student(data), targets, data, torch.tensor(0.0))
+    losses = objective(student(data), targets, torch.tensor(0.0), objective.teach(data, targets))
     assert losses["kl"].item() > 0 and losses["mid"].item() > 0
     assert [m.teacher_channels for m in objective.feature_losses.values()] == [8, 16]
 
@@ -193,7 +193,7 @@ def test_transformer_teacher_without_deep_supervision_gives_the_pooled_kl():
     objective = DistillationObjective([frozen(network)], KDConfig(temperature=2.0, alpha=0.0, beta=1.0), DS_WEIGHTS)
     data, targets = batch()
     outputs = student(data)
-    kl = objective(outputs, targets, data, torch.tensor(0.0))["kl"]
+    kl = objective(outputs, targets, torch.tensor(0.0), objective.teach(data, targets))["kl"]
     with torch.no_grad():  # by hand: the teacher's full-resolution softened probabilities pooled to each scale
         soft = torch.softmax(network(data) / 2.0, dim=1)
     pooled = pool_probabilities_to_shapes(soft, [o.shape[2:] for o in outputs])
@@ -211,7 +211,7 @@ def test_transformer_teacher_aligns_its_own_modules_tokens_included():
     objective.prepare(student, data[:1], targets[0][:1])
     assert objective.teacher_stages == [["down_projection", "eva.blocks.1"]]
     assert [(m.student_channels, m.teacher_channels) for m in objective.feature_losses.values()] == [(4, 48), (16, 48)]
-    losses = objective(student(data), targets, data, torch.tensor(0.0))
+    losses = objective(student(data), targets, torch.tensor(0.0), objective.teach(data, targets))
     assert losses["mid"].item() > 0
     losses["loss"].backward()
     assert all(p.grad is not None for p in objective.parameters())
@@ -267,7 +267,7 @@ def test_one_teacher_weighs_one_under_every_scheme_and_gives_the_plain_softened_
                                       DS_WEIGHTS)
     data, targets = batch()
     outputs = student(data)
-    losses = objective(outputs, targets, data, torch.tensor(0.0))
+    losses = objective(outputs, targets, torch.tensor(0.0), objective.teach(data, targets))
     assert torch.equal(losses["weights"], torch.ones(2, 1))
     with torch.no_grad():
         expected = _expected_kl(outputs, [network(data)], [1.0], 2.0)
@@ -280,8 +280,36 @@ def test_two_teachers_with_fixed_weights_are_fused_by_those_weights():
                                       DS_WEIGHTS, fixed_weights=[3.0, 1.0])
     data, targets = batch()
     outputs = student(data)
-    losses = objective(outputs, targets, data, torch.tensor(0.0))
+    losses = objective(outputs, targets, torch.tensor(0.0), objective.teach(data, targets))
     assert torch.allclose(losses["weights"], torch.tensor([[0.75, 0.25], [0.75, 0.25]]))
     with torch.no_grad():
         expected = _expected_kl(outputs, [first(data), second(data)], [0.75, 0.25], 2.0)
     assert losses["kl"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+# ---------------------------------------------------------------- the trainer's step
+
+
+def test_trainer_runs_the_teachers_before_the_student_and_the_order_does_not_change_the_losses():
+    # teachers first: their activations are freed before the student keeps its own for the backward pass
+    # (benchmarks/README.md measures the memory and time this saves); the losses are those of the other order
+    from nnunet_kd.trainers.distillation import nnUNetTrainerDistillationBase
+
+    student, network = unet(), unet(8)
+    objective = DistillationObjective([frozen(network)], KDConfig(alpha=1.0, beta=1.0,
+                                                                  feature_stages=("encoder.stages.0",)), DS_WEIGHTS)
+    data, targets = batch()
+    objective.prepare(student, data[:1], targets[0][:1])
+    order = []
+    student.register_forward_pre_hook(lambda module, args: order.append("student"))
+    network.register_forward_pre_hook(lambda module, args: order.append("teacher"))
+    trainer = object.__new__(nnUNetTrainerDistillationBase)  # only what compute_loss reads (no dataset needed)
+    trainer.kd_objective, trainer.network = objective, student
+    trainer.loss = lambda output, target: sum(o.square().mean() for o in output)  # stands in for Dice + CE
+    losses = trainer.compute_loss(data, targets)
+    assert order == ["teacher", "student"]
+
+    outputs = student(data)  # the other order, by hand
+    by_hand = objective(outputs, targets, trainer.loss(outputs, targets), objective.teach(data, targets))
+    for key in ("loss", "seg", "mid", "kl"):
+        assert losses[key].item() == pytest.approx(by_hand[key].item(), rel=1e-6) and losses[key].item() > 0
