@@ -143,8 +143,8 @@ def build(plan: str, variant: str, device: torch.device, compile_student: bool =
             teaching = objective.teach(data, targets, box_mask) if objective is not None and teacher_first else None
             output = student(data)
             seg = loss(output, targets)
-            if objective is not None:
-                teaching = teaching or objective.teach(data, targets, box_mask)
+            if objective is not None and not teacher_first:  # the order of the trainers before session 5
+                teaching = objective.teach(data, targets, box_mask)
             total = objective(list(output), targets, seg, teaching)["loss"] if objective is not None else seg
         total.backward()
         parameters = list(student.parameters()) + (list(objective.parameters()) if objective is not None else [])

@@ -4,10 +4,10 @@
 channel mismatches): the trainer puts them into its optimizer and checkpoint, never into the exported network.
 Teachers are held in a plain list, so they are neither parameters nor part of any ``state_dict``.
 
-Per training step (shapes: data ``(B, C, *patch)``, deep-supervision outputs ``[(B, K, *s_i)]``), steps 1-3 in
-:meth:`DistillationObjective.teach`, which the trainer calls *before* the student's forward pass (the teachers'
-transient activations are freed before the student's are kept for the backward pass, so they never add up), and
-steps 3-5 in its ``forward``:
+Per training step (shapes: data ``(B, C, *patch)``, deep-supervision outputs ``[(B, K, *s_i)]``). Steps 1-2 and the
+fused target of step 3 are :meth:`DistillationObjective.teach`, which the trainer calls *before* the student's forward
+pass (the teachers' transient activations are freed before the student's are kept for the backward pass, so they
+never add up); the losses of steps 3-5 are its ``forward``:
 
 1. every teacher (all its folds, eval mode, no autograd) sees the student's augmented patch, converted to its CT
    normalisation and, for box-guided teachers, with the axial boxes of the batch's full-resolution target appended
