@@ -29,8 +29,8 @@ def spec_file(nnunet_env, box_teacher, plain_teacher, tmp_path_factory):
     return path
 
 
-def test_mkd_with_two_teachers_resume_validation_and_student_prediction(nnunet_env, box_teacher, plain_teacher, spec_file,
-                                                             tmp_path):
+def test_mkd_with_two_teachers_resume_validation_and_student_prediction(nnunet_env, box_teacher, plain_teacher,
+                                                                        spec_file, tmp_path):
     before = _teacher_hashes(box_teacher, plain_teacher)
     nnunet_env.run("nnUNetv2_train", "901", TINY_CONFIG, "0", "-tr", STUDENT, "-device", "cpu",
                    NNUNET_KD_SPEC=str(spec_file))

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+DEVICE_CALL = (BENCHMARKS / "gpu_iteration_check.sh").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +43,10 @@ def test_step_peak_counts_what_a_step_holds_at_once_beyond_what_was_allocated_be
     del allocated_before
 
 
-def _device_call_variants() -> list[str]:
-    script = (BENCHMARKS / "gpu_iteration_check.sh").read_text().replace("\\\n", " ")
-    return [name for line in script.splitlines() if "--variants" in line
-            for name in re.findall(r'"([^"$]+)"', line.split("--variants", 1)[1])]
-
-
 def test_the_prepared_device_call_names_known_variants_and_the_tested_package_versions(bench):
-    variants = _device_call_variants()
+    commands = DEVICE_CALL.replace("\\\n", " ").splitlines()  # continuation lines joined
+    variants = [name for line in commands if "--variants" in line
+                for name in re.findall(r'"([^"$]+)"', line.split("--variants", 1)[1])]
     assert len(variants) >= 8 and set(variants) <= set(bench.VARIANTS)
-    script = (BENCHMARKS / "gpu_iteration_check.sh").read_text()
     for package in ("nnunetv2", "dynamic_network_architectures"):
-        assert f"{package}=={importlib.metadata.version(package)}" in script, package
+        assert f"{package}=={importlib.metadata.version(package)}" in DEVICE_CALL, package
