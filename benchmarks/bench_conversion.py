@@ -62,9 +62,9 @@ def main() -> None:
 
     import SimpleITK as sitk
 
-    from nnunet_kd.boxes import axial_boxes_from_label
+    from nnunet_kd.boxes.axial_boxes import axial_boxes_from_label
     from nnunet_kd.dataset_conversion import lung_pet_ct_dx, msd_lung, nsclc_radiomics
-    from nnunet_kd.lung_crop import LungCropSettings
+    from nnunet_kd.dataset_conversion.lung_crop import LungCropSettings
 
     hu, tumour = chest_volume(args.slices, np.random.default_rng(0))
     crop = LungCropSettings(method="classical")

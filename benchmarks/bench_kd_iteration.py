@@ -3,7 +3,7 @@
 The plain step is nnU-Net's: student forward, ``DC_and_CE_loss`` under ``DeepSupervisionWrapper`` with nnU-Net's
 weights, backward, gradient clipping at 12, SGD step. The distillation steps add exactly what
 ``nnUNetTrainerDistillationBase.train_step`` adds: the frozen teachers' forward passes on the same batch and
-:class:`nnunet_kd.distillation.DistillationObjective` (KL on every deep-supervision output, features through hooks,
+:class:`nnunet_kd.distillation.objective.DistillationObjective` (KL on every deep-supervision output, features through hooks,
 adaptive teacher weights). Data loading is excluded (it is the same for both). Variants are interleaved round by
 round so that machine noise hits all of them alike; medians are reported. Peak memory: each variant once more in a
 fresh process (on the CPU the step's own peak from ``torch.profiler``'s allocation records; on CUDA
@@ -78,9 +78,9 @@ def example_targets(plan: str, device: torch.device) -> list[torch.Tensor]:
 
 def frozen_teacher(plan: str, teacher: nn.Module, label: str = "t0", needs_boxes: bool = False):
     """``teacher`` as the distillation trainers hold it (eval, no gradients, one fold, no normalisation change)."""
-    from nnunet_kd.kd_spec import TeacherSpec
-    from nnunet_kd.normalization import NormalizationConversion
-    from nnunet_kd.teachers import FrozenTeacher
+    from nnunet_kd.distillation.ct_normalization import NormalizationConversion
+    from nnunet_kd.distillation.frozen_teachers import FrozenTeacher
+    from nnunet_kd.distillation.spec import TeacherSpec
 
     return FrozenTeacher(TeacherSpec("1", "T", "c"), label, [teacher.eval().requires_grad_(False)], None, (0,),
                          needs_boxes, 0, NormalizationConversion(), [list(s) for s in PLANS[plan][2]])
@@ -91,8 +91,8 @@ def build(plan: str, variant: str, device: torch.device, compile_student: bool =
     from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
     from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
-    from nnunet_kd.distillation import DistillationObjective, KDConfig
-    from nnunet_kd.feature_capture import compile_keeping_hooks
+    from nnunet_kd.distillation.objective import DistillationObjective, KDConfig
+    from nnunet_kd.network_wrappers import compile_keeping_hooks
 
     patch, _, _, batch = PLANS[plan]
     student = network(plan).to(device)
@@ -131,9 +131,9 @@ def build(plan: str, variant: str, device: torch.device, compile_student: bool =
     targets = example_targets(plan, device)
     box_mask = None  # computed by the data-augmentation workers in the trainers: handed to the step
     if "box-guided" in variant and "in the step" not in variant:
-        from nnunet_kd.teachers import box_channel_of_target
+        from nnunet_kd.boxes.channel import box_channel_of_labels
 
-        box_mask = box_channel_of_target(targets[0], 0)
+        box_mask = box_channel_of_labels(targets[0], 0)
 
     teacher_first = "teacher after the student" not in variant
 

@@ -58,7 +58,7 @@ def time_export(teacher, weak: Path, device: str, use_mirroring: bool) -> float:
     """Seconds per case of the export's per-case work (model loaded beforehand, no merge/QC)."""
     from nnunet_kd.pseudo_labels.export import ExportOptions, export_case
     from nnunet_kd.pseudo_labels.predictor import NnunetTeacher
-    from nnunet_kd.pseudo_labels.sources import read_raw_dataset, weak_cases
+    from nnunet_kd.pseudo_labels.source_cases import read_raw_dataset, weak_cases
 
     model = NnunetTeacher(teacher, device, use_mirroring)
     dataset = read_raw_dataset(weak)
@@ -73,7 +73,7 @@ def time_export(teacher, weak: Path, device: str, use_mirroring: bool) -> float:
 def time_extra_work_on_a_ct_sized_case() -> dict[str, float]:
     """Seconds of the export's work that nnU-Net's prediction does not do, on a 300 x 512 x 512 case (two lesions,
     spacing 2.5 x 0.7 x 0.7 mm): argmax, box cleanup and provenance; label file; soft-label file."""
-    from nnunet_kd.boxes import axial_box_mask
+    from nnunet_kd.boxes.axial_boxes import axial_box_mask
     from nnunet_kd.pseudo_labels.export import ExportOptions, pseudo_label_case, write_label
 
     shape, spacing = (300, 512, 512), (2.5, 0.7, 0.7)
@@ -106,7 +106,7 @@ def time_extra_work_on_a_ct_sized_case() -> dict[str, float]:
 
 def pseudo_label_dice(spec, weak: Path, output_id: int, device: str, use_mirroring: bool) -> list[float]:
     from nnunet_kd.pseudo_labels import ExportOptions, export_pseudo_labels
-    from nnunet_kd.pseudo_labels.pipeline import nnunet_model_factory
+    from nnunet_kd.pseudo_labels.export_job import nnunet_model_factory
 
     folder = export_pseudo_labels([spec], str(weak), output_id=output_id, output_name="BenchPseudo",
                                   options=ExportOptions(qc_sample=0), overwrite=True, progress=False,
@@ -120,8 +120,8 @@ def pseudo_label_dice(spec, weak: Path, output_id: int, device: str, use_mirrori
 
 
 def main() -> None:
-    from nnunet_kd.pseudo_labels.sources import locate_raw_dataset
-    from nnunet_kd.pseudo_labels.teachers import parse_teacher, resolve_teacher
+    from nnunet_kd.pseudo_labels.source_cases import locate_raw_dataset
+    from nnunet_kd.pseudo_labels.teacher_requests import parse_teacher, resolve_teacher
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-w", "--weak", required=True)

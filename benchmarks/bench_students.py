@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 
-from nnunet_kd.model_cost import configuration_cost, format_cost_table
 from nnunet_kd.plans import resolved_configuration
-from nnunet_kd.student_plans import add_student_configuration
+from nnunet_kd.students.configuration import add_student_configuration
+from nnunet_kd.students.cost import configuration_cost, format_cost_table
 
 REQUIRES_IMPORT = ["conv_op", "norm_op", "dropout_op", "nonlin"]
 STUDENTS = {  # configuration name -> add_student_configuration keywords

@@ -25,7 +25,7 @@ import traceback
 import torch
 from bench_kd_iteration import PLANS, deep_supervision_weights, example_targets, frozen_teacher, network
 
-from nnunet_kd.distillation import DistillationObjective, KDConfig
+from nnunet_kd.distillation.objective import DistillationObjective, KDConfig
 
 STAGES = ("encoder.stages.0", "encoder.stages.1", "encoder.stages.2")
 

@@ -40,10 +40,10 @@ def output_folder(args: argparse.Namespace) -> Path:
 
 
 def crop_settings(args: argparse.Namespace):
-    """:class:`~nnunet_kd.lung_crop.LungCropSettings` or ``None`` without ``--crop``."""
+    """:class:`~nnunet_kd.dataset_conversion.lung_crop.LungCropSettings` or ``None`` without ``--crop``."""
     if not args.crop:
         return None
-    from nnunet_kd.lung_crop import LungCropSettings
+    from nnunet_kd.dataset_conversion.lung_crop import LungCropSettings
 
     return LungCropSettings(margin_mm=args.crop_margin_mm, method=args.crop_method,
                             lungmask_weights=args.lungmask_weights)

@@ -37,22 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from nnunet_kd.dataset_conversion.lung_pet_ct_dx_annotations import SliceAnnotation, read_annotations
-from nnunet_kd.dataset_conversion.raw_dataset import (
-    ConversionOptions,
-    EXCLUDED,
-    KEPT,
-    MISSING,
-    Manifest,
-    crop_and_write,
-    map_cases,
-    prepare_output,
-    progress,
-    write_dataset_json,
-    write_patient_splits,
-)
-from nnunet_kd.boxes import AxialBox, rasterize_boxes
-from nnunet_kd.dicom_series import (
+from nnunet_kd.boxes.axial_boxes import AxialBox, rasterize_boxes
+from nnunet_kd.dataset_conversion.dicom_series import (
     CT_IMAGE_STORAGE,
     DicomSeries,
     check_slice_spacing,
@@ -61,8 +47,22 @@ from nnunet_kd.dicom_series import (
     scan_series,
     series_direction,
 )
+from nnunet_kd.dataset_conversion.lung_crop import LungCropSettings
+from nnunet_kd.dataset_conversion.lung_pet_ct_dx_annotations import SliceAnnotation, read_annotations
+from nnunet_kd.dataset_conversion.raw_dataset import (
+    EXCLUDED,
+    KEPT,
+    MISSING,
+    ConversionOptions,
+    Manifest,
+    crop_and_write,
+    map_cases,
+    prepare_output,
+    progress,
+    write_dataset_json,
+    write_patient_splits,
+)
 from nnunet_kd.errors import InputError
-from nnunet_kd.lung_crop import LungCropSettings
 from nnunet_kd.splits import choose_test_patients
 
 SUBJECT_PREFIX = "Lung_Dx-"
@@ -118,7 +118,7 @@ def subject_short(patient_id: str) -> str:
 
 
 def series_grid(series: DicomSeries) -> Grid:
-    """The voxel grid :func:`~nnunet_kd.dicom_series.read_series_image` will give the series (from headers only)."""
+    """The voxel grid :func:`~nnunet_kd.dataset_conversion.dicom_series.read_series_image` will give the series (from headers only)."""
     ordered = series.sorted_slices()
     spacing = check_slice_spacing(series.slice_offsets())
     return Grid(
@@ -415,7 +415,7 @@ def convert_series(
     """Read one chosen series, rasterise its boxes, crop, write image / box mask / label; returns manifest fields."""
     import SimpleITK as sitk
 
-    from nnunet_kd.dicom_series import read_series_image
+    from nnunet_kd.dataset_conversion.dicom_series import read_series_image
 
     try:
         image = read_series_image(series)

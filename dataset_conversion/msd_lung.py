@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nnunet_kd.dataset_conversion.lung_crop import LungCropSettings
 from nnunet_kd.dataset_conversion.raw_dataset import (
-    ConversionOptions,
     EXCLUDED,
     KEPT,
+    ConversionOptions,
     Manifest,
     crop_and_write,
     map_cases,
@@ -31,7 +32,6 @@ from nnunet_kd.dataset_conversion.raw_dataset import (
     write_patient_splits,
 )
 from nnunet_kd.errors import InputError
-from nnunet_kd.lung_crop import LungCropSettings
 from nnunet_kd.splits import choose_test_patients
 
 if TYPE_CHECKING:

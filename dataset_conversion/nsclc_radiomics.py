@@ -27,10 +27,18 @@ from typing import Any
 
 import numpy as np
 
+from nnunet_kd.dataset_conversion.dicom_series import (
+    DicomSeries,
+    check_slice_spacing,
+    iter_dicom_files,
+    regular_grid_indices,
+    scan_series,
+)
+from nnunet_kd.dataset_conversion.lung_crop import LungCropSettings
 from nnunet_kd.dataset_conversion.raw_dataset import (
-    ConversionOptions,
     EXCLUDED,
     KEPT,
+    ConversionOptions,
     Manifest,
     crop_and_write,
     map_cases,
@@ -40,15 +48,7 @@ from nnunet_kd.dataset_conversion.raw_dataset import (
     write_dataset_json,
     write_patient_splits,
 )
-from nnunet_kd.dicom_series import (
-    DicomSeries,
-    check_slice_spacing,
-    iter_dicom_files,
-    regular_grid_indices,
-    scan_series,
-)
 from nnunet_kd.errors import InputError
-from nnunet_kd.lung_crop import LungCropSettings
 from nnunet_kd.splits import choose_test_patients
 
 PRIMARY_GTV_PATTERN = r"gtv-?1"
@@ -245,12 +245,12 @@ def convert_case(
 ) -> dict[str, Any]:
     """Rasterise the chosen ROIs, read the CT, crop and write; returns manifest fields.
 
-    With ``grid_indices`` (from :func:`~nnunet_kd.dicom_series.regular_grid_indices`) missing slices are filled:
+    With ``grid_indices`` (from :func:`~nnunet_kd.dataset_conversion.dicom_series.regular_grid_indices`) missing slices are filled:
     the CT by linear interpolation between its neighbours, the label with the nearer neighbour's.
     """
     import SimpleITK as sitk
 
-    from nnunet_kd.dicom_series import fill_missing_slices, image_from_volume, read_series_volume
+    from nnunet_kd.dataset_conversion.dicom_series import fill_missing_slices, image_from_volume, read_series_volume
 
     try:
         label_array = rasterise_rois(ct, rtstruct_path, names, warn_only=grid_indices is not None)

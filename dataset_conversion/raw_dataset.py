@@ -26,7 +26,7 @@ from nnunet_kd.splits import SPLITS_FILE, patient_grouped_folds, write_splits
 if TYPE_CHECKING:
     import SimpleITK as sitk
 
-    from nnunet_kd.lung_crop import LungCropSettings
+    from nnunet_kd.dataset_conversion.lung_crop import LungCropSettings
 
 KEPT = "kept"
 EXCLUDED = "excluded"
@@ -73,7 +73,7 @@ def crop_and_write(
     import numpy as np
     import SimpleITK as sitk
 
-    from nnunet_kd.lung_crop import apply_crop, lung_crop
+    from nnunet_kd.dataset_conversion.lung_crop import apply_crop, lung_crop
 
     crop_method, bounds = "", None
     if crop is not None:

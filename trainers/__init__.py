@@ -11,7 +11,8 @@ from nnunet_kd.trainers.box_guided import (
     nnUNetTrainerBoxGuidedNoBoxAug,
     nnUNetTrainerBoxGuidedQuick,
 )
-from nnunet_kd.trainers.distillation import (
+from nnunet_kd.trainers.dual_output import nnUNetTrainerDualOutput
+from nnunet_kd.trainers.knowledge_distillation import (
     nnUNetTrainerKD,
     nnUNetTrainerKDQuick,
     nnUNetTrainerMKD,
@@ -21,7 +22,6 @@ from nnunet_kd.trainers.distillation import (
     nnUNetTrainerMKD_Uniform,
     nnUNetTrainerMKDQuick,
 )
-from nnunet_kd.trainers.dual_output import nnUNetTrainerDualOutput
 from nnunet_kd.trainers.quick import (
     nnUNetTrainerQuick,
     nnUNetTrainerQuickNoMirroring,

@@ -5,26 +5,26 @@ CT configuration and declares ``"previous_stage": "boxes"``; nnU-Net then append
 after all intensity augmentation, resamples it as a label map (it stays binary), and at inference reads it from
 ``nnUNetv2_predict -prev_stage_predictions <box folder>`` with no plugin code on that path. During training the box
 channel is re-derived from the spatially augmented label, per axial slice and per lesion, and perturbed like real
-annotations (:mod:`nnunet_kd.box_augmentation`); validation uses exact boxes.
+annotations (:mod:`nnunet_kd.boxes.augmentation`); validation uses exact boxes.
 
 Variants change class attributes only, so the class name (and with it nnU-Net's results folder) names the experiment.
 """
 
 import torch
-from batchgeneratorsv2.transforms.utils.random import RandomTransform
 from batchgeneratorsv2.transforms.nnunet.seg_to_onehot import MoveSegAsOneHotToDataTransform
+from batchgeneratorsv2.transforms.utils.random import RandomTransform
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunet_kd.box_augmentation import BoxAugmentation
-from nnunet_kd.box_channel import (
+from nnunet_kd.boxes.augmentation import BoxAugmentation
+from nnunet_kd.boxes.axial_boxes import axial_axis_after_transpose
+from nnunet_kd.boxes.cascade_configuration import check_box_guided_configuration
+from nnunet_kd.boxes.channel import (
     AxialBoxChannelTransform,
-    axial_axis_after_transpose,
     box_folder,
     write_preprocessed_box_files,
 )
-from nnunet_kd.box_config import check_box_guided_configuration
+from nnunet_kd.errors import exit_on_user_error
 from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin
-from nnunet_kd.user_errors import exit_on_user_error
 
 #: nnU-Net's own cascade perturbations of the previous-stage channel; box augmentation replaces them.
 _REPLACED_CASCADE_AUGMENTATIONS = ("ApplyRandomBinaryOperatorTransform",

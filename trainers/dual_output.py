@@ -4,7 +4,7 @@ Use with a student configuration (``nnunet_kd add-student -d 501 [--dual-output]
 dual-output variant of the student the plans name (so inference with ``-tr nnUNetTrainerDualOutput`` rebuilds the
 same network and loads its box decoder too; the predictor then gets segmentation logits only). The loss is nnU-Net's
 segmentation loss + ``box_loss_weight`` × Dice/CE of the box decoder's output against the axial box mask of the
-patch's label (:mod:`nnunet_kd.networks.dual_output_loss`).
+patch's label (:mod:`nnunet_kd.losses.box_mask`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from torch import nn
-from torch._dynamo import OptimizedModule
 
+from nnunet_kd.boxes.axial_boxes import axial_axis_after_transpose
 from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.student_plans import DUAL_OUTPUT_STUDENT_CLASS, STUDENT_CLASSES
+from nnunet_kd.network_wrappers import unwrap_network
+from nnunet_kd.students.configuration import DUAL_OUTPUT_STUDENT_CLASS, STUDENT_CLASSES
 
 
 class nnUNetTrainerDualOutput(nnUNetTrainer):
@@ -47,9 +48,9 @@ class nnUNetTrainerDualOutput(nnUNetTrainer):
             deep_supervision=enable_deep_supervision)
 
     def _build_loss(self) -> nn.Module:
-        from nnunet_kd.networks.dual_output_loss import DualOutputLoss, NetworkBoxOutputLoss
+        from nnunet_kd.losses.box_mask import DualOutputLoss, NetworkBoxOutputLoss
 
-        axial_axis = list(self.plans_manager.transpose_forward).index(0)
+        axial_axis = axial_axis_after_transpose(self.plans_manager.transpose_forward)
         if len(self.configuration_manager.patch_size) == 2 and axial_axis != 0:
             raise ConfigurationError(
                 f"configuration {self.configuration_name!r} is 2D but its slices are not axial "
@@ -60,7 +61,4 @@ class nnUNetTrainerDualOutput(nnUNetTrainer):
         return NetworkBoxOutputLoss(loss, self._last_box_logits)
 
     def _last_box_logits(self) -> torch.Tensor | None:
-        network = self.network.module if self.is_ddp else self.network
-        if isinstance(network, OptimizedModule):
-            network = network._orig_mod
-        return network.last_box_logits
+        return unwrap_network(self.network).last_box_logits

@@ -26,7 +26,7 @@ from nnunet_kd.size_balanced_sampling import (
     volume_bins,
     volume_cache_path,
 )
-from nnunet_kd.trainers.distillation import nnUNetTrainerKD, nnUNetTrainerMKD
+from nnunet_kd.trainers.knowledge_distillation import nnUNetTrainerKD, nnUNetTrainerMKD
 
 
 class TumourSizeBalancedSamplingMixin:

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_kd.box_config import add_box_guided_configuration
+    from nnunet_kd.boxes.cascade_configuration import add_box_guided_configuration
     from nnunet_kd.paths import plans_file
 
     path = plans_file(args.dataset, args.plans)

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_kd.student_plans import add_student_configuration, resolve_plans_file
+    from nnunet_kd.students.configuration import add_student_configuration, resolve_plans_file
 
     plans_file = resolve_plans_file(args.dataset, args.plans)
     name, changed = add_student_configuration(

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from nnunet_kd.coarse_labels import write_coarse_label_dataset
+    from nnunet_kd.boxes.coarse_labels import write_coarse_label_dataset
     from nnunet_kd.paths import dataset_folder_name, nnunet_folder, resolve_dataset_name
 
     raw = nnunet_folder("nnUNet_raw")

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_kd.box_prediction import constrain_folder, summarize_constraint
+    from nnunet_kd.boxes.prediction import constrain_folder, summarize_constraint
 
     print(summarize_constraint(constrain_folder(args.predictions, args.boxes, args.output, args.margin_mm)))
     return 0

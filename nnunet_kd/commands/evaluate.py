@@ -75,7 +75,7 @@ def load_costs(path: Path) -> dict[str, dict[str, float | str]]:
 def run(args: argparse.Namespace) -> int:
     from nnunet_kd.errors import InputError
     from nnunet_kd.evaluation import EvaluationSettings, ReportOptions, write_report
-    from nnunet_kd.evaluation.sources import load_source_mapping
+    from nnunet_kd.evaluation.source_datasets import load_source_mapping
     from nnunet_kd.metrics import METRIC_NAMES
 
     if not 0.0 < args.overlap_threshold <= 1.0:

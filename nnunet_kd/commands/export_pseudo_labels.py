@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         load_teacher_file,
         parse_teacher,
     )
-    from nnunet_kd.pseudo_labels.pipeline import nnunet_model_factory
+    from nnunet_kd.pseudo_labels.export_job import nnunet_model_factory
 
     specs = [parse_teacher(t) for t in args.teacher]
     if args.teachers_json:

@@ -32,7 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from nnunet_kd.kd_spec import SPEC_FILE_NAME, parse_teacher_argument, parse_teacher_stages_argument, write_spec
+    from nnunet_kd.distillation.spec import (
+        SPEC_FILE_NAME,
+        parse_teacher_argument,
+        parse_teacher_stages_argument,
+        write_spec,
+    )
     from nnunet_kd.paths import preprocessed_dataset_folder, resolve_dataset_name
 
     teachers = [parse_teacher_argument(t) for t in args.teacher]

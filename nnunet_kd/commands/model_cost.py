@@ -25,9 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from nnunet_kd.errors import ConfigurationError
-    from nnunet_kd.model_cost import configuration_cost, format_cost_table
     from nnunet_kd.plans import load_plans, resolved_configuration
-    from nnunet_kd.student_plans import resolve_plans_file
+    from nnunet_kd.students.configuration import resolve_plans_file
+    from nnunet_kd.students.cost import configuration_cost, format_cost_table
 
     plans_file = resolve_plans_file(args.dataset, args.plans)
     plans = load_plans(plans_file)

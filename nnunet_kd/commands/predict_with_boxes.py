@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from nnunet_kd.box_prediction import predict_with_boxes, summarize_constraint
+    from nnunet_kd.boxes.prediction import predict_with_boxes, summarize_constraint
 
     extra = (["--disable_tta"] if args.disable_tta else []) + (["-device", args.device] if args.device else [])
     reports = predict_with_boxes(args.images, args.boxes, args.output, args.dataset, args.configuration, args.trainer,

@@ -10,7 +10,7 @@ from typing import Any
 
 from nnunet_kd.evaluation.cases import list_cases, pair_cases
 from nnunet_kd.evaluation.label_io import check_same_geometry, read_label_image
-from nnunet_kd.evaluation.sources import assign_sources
+from nnunet_kd.evaluation.source_datasets import assign_sources
 from nnunet_kd.metrics import DEFAULT_OVERLAP_THRESHOLD, case_metrics
 
 Row = dict[str, Any]

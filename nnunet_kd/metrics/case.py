@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nnunet_kd.metrics.geometry import bounding_slices
+from nnunet_kd.metrics.bounding import bounding_slices
 from nnunet_kd.metrics.objects import DEFAULT_OVERLAP_THRESHOLD, match_objects
 from nnunet_kd.metrics.surface import hausdorff_distance_95
 from nnunet_kd.metrics.voxel import VoxelCounts, voxel_counts, voxel_metrics

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from nnunet_kd.metrics.geometry import bounding_slices
+from nnunet_kd.metrics.bounding import bounding_slices
 from nnunet_kd.metrics.voxel import ratio
 
 DEFAULT_OVERLAP_THRESHOLD = 0.25

@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from nnunet_kd.metrics.geometry import bounding_slices
+from nnunet_kd.metrics.bounding import bounding_slices
 
 _FACE_STRUCTURE_3D = ndimage.generate_binary_structure(3, 1)
 

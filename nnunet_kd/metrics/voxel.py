@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnunet_kd.metrics.geometry import bounding_slices
+from nnunet_kd.metrics.bounding import bounding_slices
 
 
 @dataclass(frozen=True)

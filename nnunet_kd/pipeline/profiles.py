@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from nnunet_kd.phantoms import PhantomConfig
+from nnunet_kd.synthetic.chest_phantom import PhantomConfig
 
 
 @dataclass(frozen=True)

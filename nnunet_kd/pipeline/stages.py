@@ -114,7 +114,7 @@ class TeacherStudentPipeline:
                    for d, n in ((STRONG, STRONG_NAME), (WEAK, WEAK_NAME)))
 
     def _data(self) -> None:
-        from nnunet_kd.phantom_dataset import write_phantom_dataset
+        from nnunet_kd.synthetic.phantom_dataset import write_phantom_dataset
 
         p = self.profile
         write_phantom_dataset(self.raw, STRONG, STRONG_NAME, p.num_strong, p.num_test, self.seed, "strong", p.phantom,
@@ -133,7 +133,7 @@ class TeacherStudentPipeline:
 
     def _add_configurations(self, plans_file: Path) -> None:
         """The quick profile's small student configuration and the box-guided teacher's configuration."""
-        from nnunet_kd.box_config import add_box_guided_configuration
+        from nnunet_kd.boxes.cascade_configuration import add_box_guided_configuration
         from nnunet_kd.plans import add_configuration, load_plans, small_plain_configuration
 
         p = self.profile
@@ -159,7 +159,7 @@ class TeacherStudentPipeline:
         return done, run
 
     def _write_spec(self) -> None:
-        from nnunet_kd.kd_spec import write_spec
+        from nnunet_kd.distillation.spec import write_spec
 
         teacher = {"dataset": STRONG, "trainer": self.teacher.trainer, "configuration": self.teacher.configuration,
                    "folds": [self.teacher.fold]}
@@ -182,7 +182,7 @@ class TeacherStudentPipeline:
         return plans.is_file() and self.compact_configuration in json.loads(plans.read_text())["configurations"]
 
     def _plan_student(self) -> None:
-        from nnunet_kd.student_plans import add_student_configuration
+        from nnunet_kd.students.configuration import add_student_configuration
 
         self.plan_with_strong_plans("plan-student", STUDENT, STUDENT_NAME)
         add_student_configuration(self.plans_file(STUDENT, STUDENT_NAME), self.compact_configuration,
@@ -219,8 +219,8 @@ class TeacherStudentPipeline:
 
     def model_cost(self, model: Model, seconds_per_case: float) -> dict[str, float]:
         """Parameters and MACs of the model's network (its plans) and the measured prediction time per case."""
-        from nnunet_kd.model_cost import configuration_cost
         from nnunet_kd.plans import load_plans
+        from nnunet_kd.students.cost import configuration_cost
 
         plans = load_plans(self.model_folder(model).parent / "plans.json")
         cost = configuration_cost(plans, model.configuration, 2 if model.uses_boxes else 1, 2)

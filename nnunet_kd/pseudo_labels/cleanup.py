@@ -2,7 +2,7 @@
 
 Two steps, both on the hard label map:
 
-1. voxels farther than ``margin_mm`` from every box become background (:func:`nnunet_kd.box_constraint.dilate_mm`);
+1. voxels farther than ``margin_mm`` from every box become background (:func:`nnunet_kd.boxes.constraint.dilate_mm`);
 2. of the remaining foreground, only connected components (26-connectivity) that overlap a box itself are kept:
    a blob that lies inside the margin but touches no box is not what the annotator marked.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from nnunet_kd.box_constraint import dilate_mm
-from nnunet_kd.metrics.geometry import bounding_slices
+from nnunet_kd.boxes.constraint import dilate_mm
+from nnunet_kd.metrics.bounding import bounding_slices
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class CleanupReport:
 
 
 def dilated_boxes(box_mask: np.ndarray, spacing_zyx: tuple[float, ...], margin_mm: float) -> np.ndarray:
-    """Voxels within ``margin_mm`` of a box, by :func:`~nnunet_kd.box_constraint.dilate_mm` around each box on its
+    """Voxels within ``margin_mm`` of a box, by :func:`~nnunet_kd.boxes.constraint.dilate_mm` around each box on its
     own (the distance transform then covers a few small windows, not the box hull of far-apart lesions)."""
     boxes = np.asarray(box_mask) > 0
     result = np.zeros(boxes.shape, dtype=bool)

@@ -28,7 +28,7 @@ from nnunet_kd.pseudo_labels.cleanup import clean_with_boxes
 from nnunet_kd.pseudo_labels.ensemble import hard_labels, normalised_weights
 from nnunet_kd.pseudo_labels.predictor import ProbabilityModel
 from nnunet_kd.pseudo_labels.provenance import CaseRecord, Thresholds, label_statistics
-from nnunet_kd.pseudo_labels.sources import KIND_PSEUDO, SourceCase
+from nnunet_kd.pseudo_labels.source_cases import KIND_PSEUDO, SourceCase
 
 REQUEST_FORMAT = 1
 

@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from nnunet_kd.pseudo_labels.ensemble import fold_average_log_probabilities
-from nnunet_kd.pseudo_labels.teachers import Teacher
+from nnunet_kd.pseudo_labels.teacher_requests import Teacher
 
 
 class ProbabilityModel(Protocol):

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from nnunet_kd.metrics.geometry import bounding_slices
+from nnunet_kd.metrics.bounding import bounding_slices
 from nnunet_kd.pseudo_labels.cleanup import outside_boxes
 
 FLAG_EMPTY_BOX = "empty_box"

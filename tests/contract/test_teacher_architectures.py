@@ -14,9 +14,9 @@ import json
 import pytest
 import torch
 
-from nnunet_kd.distillation import DistillationObjective, KDConfig
-from nnunet_kd.kd_spec import TeacherSpec
-from nnunet_kd.teachers import StudentContext, load_teacher
+from nnunet_kd.distillation.frozen_teachers import StudentContext, load_teacher
+from nnunet_kd.distillation.objective import DistillationObjective, KDConfig
+from nnunet_kd.distillation.spec import TeacherSpec
 
 PATCH = [16, 32, 32]  # divisible by Primus's 8x8x8 patches
 DATASET = "Dataset990_Arch"

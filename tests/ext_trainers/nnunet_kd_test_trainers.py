@@ -8,9 +8,10 @@ import random
 
 import numpy as np
 import torch
-from nnunet_kd.teachers import box_channel_of_target
+
+from nnunet_kd.boxes.channel import box_channel_of_labels
 from nnunet_kd.trainers.box_guided import nnUNetTrainerBoxGuided
-from nnunet_kd.trainers.distillation import nnUNetTrainerMKD
+from nnunet_kd.trainers.knowledge_distillation import nnUNetTrainerMKD
 from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerQuickNoMirroring
 from nnunet_kd.trainers.size_balanced import nnUNetTrainerMKDSizeBalanced
 
@@ -63,8 +64,8 @@ class nnUNetTrainerMKD_test(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerM
         # the box channel that the data-augmentation workers appended for the box-guided teacher must be exactly the
         # axial boxes of this batch's augmented full-resolution label, and the student must see the image only
         if self.teacher_box_axis is not None:
-            expected = box_channel_of_target(target[0] if isinstance(target, list) else target, self.teacher_box_axis)
-            assert boxes is not None and torch.equal(boxes, expected), "box channel differs"
+            expected = box_channel_of_labels(target[0] if isinstance(target, list) else target, self.teacher_box_axis)
+            assert boxes is not None and torch.equal(boxes, expected.to(boxes.dtype)), "box channel differs"
             assert data.shape[1] == self.num_input_channels, f"student sees {data.shape[1]} channels"
             self.box_batches_checked = getattr(self, "box_batches_checked", 0) + int(expected.any())
         return super().compute_loss(data, target, boxes)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-
 from harness import NnunetEnvironment
-from nnunet_kd.box_config import add_box_guided_configuration
-from nnunet_kd.phantom_dataset import write_phantom_dataset
-from nnunet_kd.phantoms import PhantomConfig
+
+from nnunet_kd.boxes.cascade_configuration import add_box_guided_configuration
 from nnunet_kd.plans import add_configuration, load_plans, small_plain_configuration
+from nnunet_kd.synthetic.chest_phantom import PhantomConfig
+from nnunet_kd.synthetic.phantom_dataset import write_phantom_dataset
 
 DATASET_ID = 901
 DATASET_NAME = "Dataset901_ItPhantom"

@@ -11,7 +11,7 @@ import SimpleITK as sitk
 import torch
 from conftest import BOX_CONFIG, BOX_TEACHER, DATASET_NAME
 
-from nnunet_kd.boxes import axial_box_mask
+from nnunet_kd.boxes.axial_boxes import axial_box_mask
 
 #: after 200 iterations on phantoms, predicted tumour voxels with an empty box mask, as a fraction of the tumour
 #: voxels predicted with the true boxes. Measured: 0 voxels on both test cases (2026-11-23), Dice with boxes 0.78.
@@ -44,7 +44,7 @@ def test_box_channel_after_the_training_pipeline_is_binary_and_equals_the_augmen
     dataset_json = json.loads((folder / "dataset.json").read_text())
     trainer = trainer_class(plans, BOX_CONFIG, 0, dataset_json, torch.device("cpu"))
     assert trainer.is_cascaded
-    from nnunet_kd.box_channel import write_preprocessed_box_files
+    from nnunet_kd.boxes.channel import write_preprocessed_box_files
 
     write_preprocessed_box_files(trainer.preprocessed_dataset_folder, trainer.folder_with_segs_from_previous_stage,
                                  trainer.box_axial_axis)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from conftest import BOX_CONFIG, BOX_TEACHER, DATASET_NAME, PLAIN_TEACHER, TINY_CONFIG, WIDE_CONFIG
 
+from nnunet_kd.distillation.frozen_teachers import load_checkpoint_weights, weights_hash
 from nnunet_kd.plans import load_plans, resolved_configuration
-from nnunet_kd.teachers import load_checkpoint_weights, weights_hash
 
 STUDENT = "nnUNetTrainerMKD_test"
 

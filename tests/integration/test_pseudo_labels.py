@@ -10,8 +10,8 @@ import numpy as np
 import SimpleITK as sitk
 from conftest import BOX_CONFIG, BOX_TEACHER, DATASET_NAME, PHANTOM
 
-from nnunet_kd.phantom_dataset import write_phantom_dataset
 from nnunet_kd.pseudo_labels.cleanup import clean_with_boxes
+from nnunet_kd.synthetic.phantom_dataset import write_phantom_dataset
 
 WEAK_ID, OUTPUT_ID = 911, 912
 OUTPUT = f"Dataset{OUTPUT_ID}_ItPseudo"

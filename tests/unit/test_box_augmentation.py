@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from nnunet_kd.box_augmentation import BoxAugmentation, augment_boxes
-from nnunet_kd.box_channel import AxialBoxChannelTransform, axial_axis_after_transpose
-from nnunet_kd.boxes import AxialBox, axial_box_mask
+from nnunet_kd.boxes.augmentation import BoxAugmentation, augment_boxes
+from nnunet_kd.boxes.axial_boxes import AxialBox, axial_axis_after_transpose, axial_box_mask
+from nnunet_kd.boxes.channel import AxialBoxChannelTransform
 
 NONE = BoxAugmentation(margin_mm=(0.0, 0.0), shift_mm=0.0, edge_jitter_mm=0.0, slice_drop_probability=0.0,
                        lesion_drop_probability=0.0)
@@ -157,7 +157,7 @@ def test_axial_axis_after_transpose():
 
 @pytest.mark.parametrize("axial_axis", [0, 2])
 def test_teacher_box_channel_is_appended_to_the_image_from_the_full_resolution_label(axial_axis):
-    from nnunet_kd.box_channel import AppendTeacherBoxChannelTransform
+    from nnunet_kd.boxes.channel import AppendTeacherBoxChannelTransform
 
     label = torch.zeros((1, 8, 12, 10), dtype=torch.int16)
     label[0, 1:4, 2:6, 3:5] = 1  # two lesions

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnunet_kd.boxes import AxialBox, axial_box_mask, axial_boxes_from_label, boxes_from_mask, rasterize_boxes
+from nnunet_kd.boxes.axial_boxes import (
+    AxialBox,
+    axial_box_mask,
+    axial_boxes_from_label,
+    boxes_from_mask,
+    rasterize_boxes,
+)
 
 
 def test_single_lesion_gives_tight_rectangle_per_slice():

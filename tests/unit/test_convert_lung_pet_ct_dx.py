@@ -8,13 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
-from nnunet_kd.boxes import axial_boxes_from_label, rasterize_boxes
-from nnunet_kd.dataset_conversion.lung_pet_ct_dx import LungPetCtDxOptions, convert
-from nnunet_kd.dataset_conversion.lung_pet_ct_dx_annotations import MalformedAnnotation, parse_annotation
-from nnunet_kd.errors import InputError
-from nnunet_kd.phantoms import PhantomConfig, make_phantom
-
 from _synthetic_sources import (
     new_ids,
     write_ct_series,
@@ -23,6 +16,12 @@ from _synthetic_sources import (
     write_pet_series,
     write_voc_xml,
 )
+
+from nnunet_kd.boxes.axial_boxes import axial_boxes_from_label, rasterize_boxes
+from nnunet_kd.dataset_conversion.lung_pet_ct_dx import LungPetCtDxOptions, convert
+from nnunet_kd.dataset_conversion.lung_pet_ct_dx_annotations import MalformedAnnotation, parse_annotation
+from nnunet_kd.errors import InputError
+from nnunet_kd.synthetic.chest_phantom import PhantomConfig, make_phantom
 
 SPACING = (8.0, 8.0, 8.0)
 ORIGIN = (-150.0, -170.0, -300.0)
@@ -195,9 +194,9 @@ def test_missing_source_is_a_clear_error(tmp_path):
 
 
 def test_projection_onto_a_series_with_other_origin_and_spacing():
+    from nnunet_kd.dataset_conversion.dicom_series import DicomSeries, SliceHeader
     from nnunet_kd.dataset_conversion.lung_pet_ct_dx import Grid, project_box_annotation
     from nnunet_kd.dataset_conversion.lung_pet_ct_dx_annotations import SliceAnnotation, XmlBox
-    from nnunet_kd.dicom_series import DicomSeries, SliceHeader
 
     source = DicomSeries("s", "st", "p", "f", "CT", "1.2.840.10008.5.1.4.1.1.2", "", 2, "", ("AXIAL",), 1,
                          "MONOCHROME2", 100, 100, (1.0, 1.0), (1, 0, 0, 0, 1, 0),
@@ -216,7 +215,7 @@ def test_projection_onto_a_series_with_other_origin_and_spacing():
 
 
 def test_series_reader_matches_simpleitk_for_flipped_non_square_anisotropic_slices(tmp_path):
-    from nnunet_kd.dicom_series import iter_dicom_files, read_series_image, scan_series
+    from nnunet_kd.dataset_conversion.dicom_series import iter_dicom_files, read_series_image, scan_series
 
     hu = np.random.default_rng(0).integers(-1000, 1000, size=(6, 24, 32)).astype(np.int16)
     write_ct_series(tmp_path / "ct", hu, (0.6, 0.8, 2.5), (10.0, 20.0, -30.0), new_ids("P"),
@@ -237,7 +236,7 @@ def test_series_reader_matches_simpleitk_for_flipped_non_square_anisotropic_slic
 
 
 def test_slice_spacing_checks():
-    from nnunet_kd.dicom_series import check_slice_spacing
+    from nnunet_kd.dataset_conversion.dicom_series import check_slice_spacing
 
     regular = check_slice_spacing(np.array([10.0, 0.0, 5.0, 15.0]))  # any order
     assert regular.problem is None and regular.step_mm == 5.0 and regular.z_length_mm == 20.0
@@ -247,7 +246,7 @@ def test_slice_spacing_checks():
 
 
 def test_regular_grid_of_series_with_missing_slices():
-    from nnunet_kd.dicom_series import fill_missing_slices, regular_grid_indices
+    from nnunet_kd.dataset_conversion.dicom_series import fill_missing_slices, regular_grid_indices
 
     np.testing.assert_array_equal(regular_grid_indices(np.array([0.0, 5.0, 20.0, 25.0]), 5.0), [0, 1, 4, 5])
     assert regular_grid_indices(np.array([0.0, 5.0, 12.5, 17.5]), 5.0) is None  # off the grid: not just missing

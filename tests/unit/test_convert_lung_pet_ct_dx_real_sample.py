@@ -16,8 +16,8 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
+from nnunet_kd.dataset_conversion.lung_crop import LungCropSettings
 from nnunet_kd.dataset_conversion.lung_pet_ct_dx import LungPetCtDxOptions, convert
-from nnunet_kd.lung_crop import LungCropSettings
 
 # the team's shared folder lies beside the repository (also in CI); /work/shared is the developers' usual place
 _CANDIDATES = [Path(__file__).resolve().parents[3] / "shared", Path("/work/shared")]

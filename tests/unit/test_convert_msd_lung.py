@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from _synthetic_sources import nnunet_case_checks
 
+from nnunet_kd.dataset_conversion.lung_crop import LungCropSettings
 from nnunet_kd.dataset_conversion.msd_lung import MsdLungOptions, convert
 from nnunet_kd.errors import InputError
-from nnunet_kd.lung_crop import LungCropSettings
-from nnunet_kd.phantoms import PhantomConfig, make_phantom
+from nnunet_kd.synthetic.chest_phantom import PhantomConfig, make_phantom
 
 SPACING = (9.0, 9.0, 10.0)
 ORIGIN = (-140.0, -150.0, -320.0)

@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from nnunet_kd.dataset_conversion.nsclc_radiomics import NsclcOptions, convert, matching_rois, normalise_roi_name
 from nnunet_kd.errors import InputError
-from nnunet_kd.phantoms import PhantomConfig, make_phantom
+from nnunet_kd.synthetic.chest_phantom import PhantomConfig, make_phantom
 
 SPACING = (8.0, 8.0, 8.0)
 ORIGIN = (-160.0, -150.0, -250.0)

@@ -8,7 +8,8 @@ dataset): only the attributes the rule reads are set.
 
 import pytest
 import torch
-from nnunet_kd.trainers.distillation import nnUNetTrainerDistillationBase
+
+from nnunet_kd.trainers.knowledge_distillation import nnUNetTrainerDistillationBase
 
 
 def _trainer(device: str, ready: bool, ddp: bool) -> nnUNetTrainerDistillationBase:

@@ -9,12 +9,12 @@ import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from torch import nn
 
-from nnunet_kd.boxes import axial_box_mask
-from nnunet_kd.distillation import DistillationObjective, KDConfig
+from nnunet_kd.boxes.axial_boxes import axial_box_mask
+from nnunet_kd.distillation.ct_normalization import NormalizationConversion
+from nnunet_kd.distillation.frozen_teachers import FrozenTeacher
+from nnunet_kd.distillation.objective import DistillationObjective, KDConfig
+from nnunet_kd.distillation.spec import TeacherSpec
 from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.kd_spec import TeacherSpec
-from nnunet_kd.normalization import NormalizationConversion
-from nnunet_kd.teachers import FrozenTeacher
 
 torch.manual_seed(0)
 PATCH = (8, 16, 16)
@@ -293,7 +293,7 @@ def test_two_teachers_with_fixed_weights_are_fused_by_those_weights():
 def test_trainer_runs_the_teachers_before_the_student_and_the_order_does_not_change_the_losses():
     # teachers first: their activations are freed before the student keeps its own for the backward pass
     # (benchmarks/README.md measures the memory and time this saves); the losses are those of the other order
-    from nnunet_kd.trainers.distillation import nnUNetTrainerDistillationBase
+    from nnunet_kd.trainers.knowledge_distillation import nnUNetTrainerDistillationBase
 
     student, network = unet(), unet(8)
     objective = DistillationObjective([frozen(network)], KDConfig(alpha=1.0, beta=1.0,

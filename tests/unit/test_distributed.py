@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from nnunet_kd.distributed import average_gradients, broadcast_parameters, is_distributed, mean_over_ranks
+from nnunet_kd.distillation.distributed import average_gradients, broadcast_parameters, is_distributed, mean_over_ranks
 
 
 def _worker(rank: int, world_size: int, init_file: str, results: dict) -> None:

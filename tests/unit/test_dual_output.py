@@ -12,16 +12,16 @@ import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from torch import nn
 
+from nnunet_kd.boxes.channel import box_channel_of_labels
 from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.networks.depthwise_unet import DepthwiseSeparableResidualUNet
-from nnunet_kd.networks.dual_output_loss import (
+from nnunet_kd.losses.box_mask import (
     DualOutputLoss,
     NetworkBoxOutputLoss,
-    box_targets_from_labels,
     default_box_loss,
 )
-from nnunet_kd.networks.dual_output_unet import DualOutputDepthwiseSeparableResidualUNet
-from nnunet_kd.student_plans import add_student_configuration
+from nnunet_kd.students.configuration import add_student_configuration
+from nnunet_kd.students.depthwise_unet import DepthwiseSeparableResidualUNet
+from nnunet_kd.students.dual_output_unet import DualOutputDepthwiseSeparableResidualUNet
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -90,7 +90,7 @@ def test_box_targets_fill_the_axial_rectangle_of_each_lesion_on_each_slice():
     label[0, 0, 1, 2, 3:7] = 1  # an L-shaped lesion on slice 1: rows 2..5, columns 3..6
     label[0, 0, 1, 2:6, 3] = 1
     label[0, 0, 2, 7, 9] = 1  # a single voxel on slice 2
-    boxes = box_targets_from_labels(label, axial_axis=0)
+    boxes = box_channel_of_labels(label, axial_axis=0)
     expected = np.zeros((4, 10, 12), dtype=np.float32)
     expected[1, 2:6, 3:7] = 1
     expected[2, 7, 9] = 1
@@ -103,9 +103,9 @@ def test_box_targets_follow_the_axial_axis_of_transposed_patches():
     label[0, 0, 1, 2, 3:7] = 1
     label[0, 0, 1, 2:6, 3] = 1
     transposed = label.permute(0, 1, 3, 4, 2)  # axial slices now along spatial axis 2
-    boxes = box_targets_from_labels(transposed, axial_axis=2)
-    assert torch.equal(boxes, box_targets_from_labels(label, axial_axis=0).permute(0, 1, 3, 4, 2))
-    assert not torch.equal(boxes, box_targets_from_labels(transposed, axial_axis=0))
+    boxes = box_channel_of_labels(transposed, axial_axis=2)
+    assert torch.equal(boxes, box_channel_of_labels(label, axial_axis=0).permute(0, 1, 3, 4, 2))
+    assert not torch.equal(boxes, box_channel_of_labels(transposed, axial_axis=0))
 
 
 def test_box_targets_of_2d_patches_and_ignore_label():
@@ -113,7 +113,7 @@ def test_box_targets_of_2d_patches_and_ignore_label():
     label[0, 0, 1, 1:4] = 1
     label[0, 0, 2:4, 1] = 1  # an L: rows 1..3, columns 1..3
     label[1, 0, 5, 5] = 2  # ignored
-    boxes = box_targets_from_labels(label, ignore_label=2)
+    boxes = box_channel_of_labels(label, axial_axis=0, ignore_label=2)
     assert boxes[0, 0, 1:4, 1:4].all() and boxes[0].sum() == 9
     assert boxes[1].sum() == 0
 
@@ -139,7 +139,7 @@ def test_dual_output_loss_adds_the_weighted_box_term():
     plain = DualOutputLoss(segmentation_loss, box_loss_weight=0.0)(seg_output, box_logits, target)
     assert torch.allclose(plain, nn.functional.mse_loss(seg_output, target))
 
-    expected_box = default_box_loss()(box_logits, box_targets_from_labels(target))
+    expected_box = default_box_loss()(box_logits, box_channel_of_labels(target, axial_axis=0))
     assert expected_box > 0
     for target_as_passed in (target, [target, target[:, :, ::2, ::2, ::2]]):  # plain, and deep-supervision list
         weighted = DualOutputLoss(segmentation_loss, box_loss_weight=0.5)(seg_output, box_logits, target_as_passed)

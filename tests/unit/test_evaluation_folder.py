@@ -11,7 +11,7 @@ import SimpleITK as sitk
 
 from nnunet_kd.errors import InputError
 from nnunet_kd.evaluation import EvaluationSettings, evaluate_folder
-from nnunet_kd.evaluation.sources import assign_sources, load_source_mapping, source_from_name
+from nnunet_kd.evaluation.source_datasets import assign_sources, load_source_mapping, source_from_name
 
 SPACING_XYZ = (0.8, 0.8, 2.5)
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 
+from nnunet_kd.distillation.feature_capture import FeatureRecorder, feature_map, stage_level_names
 from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.feature_capture import FeatureRecorder, feature_map, stage_level_names, unwrap_network
+from nnunet_kd.network_wrappers import unwrap_network
 
 
 def _unet() -> PlainConvUNet:

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.kd_spec import (
+from nnunet_kd.distillation.spec import (
     SPEC_ENV,
     load_spec,
     parse_spec,
@@ -16,6 +15,7 @@ from nnunet_kd.kd_spec import (
     spec_path,
     write_spec,
 )
+from nnunet_kd.errors import ConfigurationError
 
 TEACHER = {"dataset": 500, "trainer": "nnUNetTrainerBoxGuided", "configuration": "3d_fullres_box"}
 

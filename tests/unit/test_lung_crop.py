@@ -7,8 +7,7 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage
 
-from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.lung_crop import (
+from nnunet_kd.dataset_conversion.lung_crop import (
     LungCropSettings,
     apply_crop,
     classical_lung_mask,
@@ -19,7 +18,8 @@ from nnunet_kd.lung_crop import (
     lung_side_crops,
     split_sides,
 )
-from nnunet_kd.phantoms import PhantomConfig, make_phantom
+from nnunet_kd.errors import ConfigurationError
+from nnunet_kd.synthetic.chest_phantom import PhantomConfig, make_phantom
 
 SPACING = (6.0, 6.0, 6.0)
 

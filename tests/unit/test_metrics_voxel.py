@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nnunet_kd.metrics import case_metrics, voxel_counts, voxel_metrics
-from nnunet_kd.metrics.geometry import bounding_slices
+from nnunet_kd.metrics.bounding import bounding_slices
 from nnunet_kd.metrics.voxel import VoxelCounts, harmonic_mean
 
 

@@ -1,4 +1,4 @@
-"""Parameter and MAC counting (:mod:`nnunet_kd.model_cost`) and the ``nnunet_kd model-cost`` command."""
+"""Parameter and MAC counting (:mod:`nnunet_kd.students.cost`) and the ``nnunet_kd model-cost`` command."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from nnunet_kd.cli import main
-from nnunet_kd.model_cost import configuration_cost, count_macs, count_parameters, format_cost_table, measure
-from nnunet_kd.student_plans import add_student_configuration
+from nnunet_kd.students.configuration import add_student_configuration
+from nnunet_kd.students.cost import configuration_cost, count_macs, count_parameters, format_cost_table, measure
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -44,7 +44,7 @@ def test_macs_are_per_sample_and_sum_over_layers():
 
 
 def test_meta_device_measurement_matches_cpu():
-    from nnunet_kd.networks.depthwise_unet import DepthwiseSeparableResidualUNet
+    from nnunet_kd.students.depthwise_unet import DepthwiseSeparableResidualUNet
 
     def build() -> nn.Module:
         return DepthwiseSeparableResidualUNet(

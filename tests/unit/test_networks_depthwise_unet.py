@@ -8,9 +8,9 @@ from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from torch import nn
 
-from nnunet_kd.networks.aspp import AtrousSpatialPyramidPooling, check_aspp_rates
-from nnunet_kd.networks.depthwise_unet import DepthwiseSeparableResidualUNet
-from nnunet_kd.networks.separable_blocks import DepthwiseSeparableConv, DepthwiseSeparableResidualBlock
+from nnunet_kd.students.aspp import AtrousSpatialPyramidPooling, check_aspp_rates
+from nnunet_kd.students.depthwise_unet import DepthwiseSeparableResidualUNet
+from nnunet_kd.students.separable_blocks import DepthwiseSeparableConv, DepthwiseSeparableResidualBlock
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -22,7 +22,7 @@ def one_torch_thread():
     torch.set_num_threads(previous)
 
 
-CLASS_PATH = "nnunet_kd.networks.depthwise_unet.DepthwiseSeparableResidualUNet"
+CLASS_PATH = "nnunet_kd.students.depthwise_unet.DepthwiseSeparableResidualUNet"
 
 
 def tiny_kwargs(dim: int, **overrides) -> dict:

@@ -7,12 +7,12 @@ import copy
 import pytest
 import torch
 
-from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.normalization import (
+from nnunet_kd.distillation.ct_normalization import (
     CTIntensityProperties,
     CTNormalizationConverter,
     normalization_conversion_from_plans,
 )
+from nnunet_kd.errors import ConfigurationError
 
 STUDENT = {"mean": 50.0, "std": 100.0, "percentile_00_5": -1000.0, "percentile_99_5": 500.0, "median": 40.0}
 TEACHER = {"mean": -100.0, "std": 200.0, "percentile_00_5": -900.0, "percentile_99_5": 1000.0}

@@ -10,10 +10,10 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage, stats
 
-from nnunet_kd.boxes import label_lesions
+from nnunet_kd.boxes.axial_boxes import label_lesions
 from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.phantom_dataset import write_phantom_dataset
-from nnunet_kd.phantoms import PhantomConfig, Tissue, case_rng, make_phantom, sample_diameters
+from nnunet_kd.synthetic.chest_phantom import PhantomConfig, Tissue, case_rng, make_phantom, sample_diameters
+from nnunet_kd.synthetic.phantom_dataset import write_phantom_dataset
 
 SMALL = PhantomConfig(shape_zyx=(40, 64, 64), spacing_xyz=(5.0, 5.0, 6.0), max_diameter_mm=45.0)
 

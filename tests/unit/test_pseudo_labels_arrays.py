@@ -162,7 +162,7 @@ def test_hard_labels_equal_argmax_with_ties_to_the_lower_label():
 
 
 def test_dilation_around_each_box_equals_dilation_of_all_boxes():
-    from nnunet_kd.box_constraint import dilate_mm
+    from nnunet_kd.boxes.constraint import dilate_mm
     from nnunet_kd.pseudo_labels.cleanup import dilated_boxes
 
     boxes = np.zeros((12, 20, 20), dtype=np.uint8)

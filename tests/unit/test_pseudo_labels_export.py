@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_kd.errors import ConfigurationError, InputError
-from nnunet_kd.pseudo_labels import ExportOptions, TeacherSpec, export_pseudo_labels, merge_export
+from nnunet_kd.pseudo_labels import ExportOptions, TeacherRequest, export_pseudo_labels, merge_export
 from nnunet_kd.pseudo_labels.export import export_case
 
 SHAPE = (5, 12, 12)  # z, y, x
@@ -106,7 +106,7 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
-SPEC = TeacherSpec("902", "TrainerA", "cfg_box", folds=("0",))
+SPEC = TeacherRequest("902", "TrainerA", "cfg_box", folds=("0",))
 
 
 def run_export(**kwargs) -> Path:
@@ -236,7 +236,7 @@ def test_two_parts_and_merge_equal_one_part(env):
 
 def test_teachers_with_different_label_sets_are_refused_before_anything_is_written(env):
     make_teacher(env / "results", trainer="TrainerB", labels={"background": 0, "tumor": 1, "node": 2})
-    specs = [SPEC, TeacherSpec("902", "TrainerB", "cfg_box")]
+    specs = [SPEC, TeacherRequest("902", "TrainerB", "cfg_box")]
     with pytest.raises(ConfigurationError, match="different label sets"):
         export_pseudo_labels(specs, "902", model_factory=BoxTeacher, progress=False)
     assert not list((env / "raw").glob("Dataset501_*"))
@@ -283,7 +283,7 @@ def test_plain_teacher_gets_no_boxes_and_the_ensemble_weights_teachers(env):
     def factory(teacher):
         return Plain(teacher) if teacher.spec.trainer == "TrainerPlain" else BoxTeacher(teacher)
 
-    specs = [TeacherSpec("902", "TrainerA", "cfg_box", weight=3.0), TeacherSpec("902", "TrainerPlain", "cfg")]
+    specs = [TeacherRequest("902", "TrainerA", "cfg_box", weight=3.0), TeacherRequest("902", "TrainerPlain", "cfg")]
     folder = export_pseudo_labels(specs, "902", model_factory=factory, progress=False,
                                   options=ExportOptions(soft_labels=True, cleanup=False, qc=False))
     assert set(seen.values()) == {None}

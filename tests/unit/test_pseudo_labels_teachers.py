@@ -8,12 +8,12 @@ import pytest
 
 from nnunet_kd.errors import ConfigurationError
 from nnunet_kd.pseudo_labels import layout
-from nnunet_kd.pseudo_labels.teachers import TeacherSpec, load_teacher_file, parse_teacher, resolve_teacher
+from nnunet_kd.pseudo_labels.teacher_requests import TeacherRequest, load_teacher_file, parse_teacher, resolve_teacher
 
 
 def test_parse_teacher_fields_and_defaults():
     spec = parse_teacher("901:nnUNetTrainerBoxGuided:3d_fullres_box:0,1:2.5")
-    assert spec == TeacherSpec("901", "nnUNetTrainerBoxGuided", "3d_fullres_box", "nnUNetPlans", ("0", "1"), 2.5)
+    assert spec == TeacherRequest("901", "nnUNetTrainerBoxGuided", "3d_fullres_box", "nnUNetPlans", ("0", "1"), 2.5)
     spec = parse_teacher("Dataset500_Strong:nnUNetTrainer__nnUNetResEncUNetMPlans:3d_fullres")
     assert (spec.trainer, spec.plans, spec.folds, spec.weight) == ("nnUNetTrainer", "nnUNetResEncUNetMPlans", None, 1.0)
     assert parse_teacher("901:T:c:all").folds == ("all",)
@@ -32,8 +32,8 @@ def test_teacher_file(tmp_path):
         {"dataset": 901, "trainer": "T", "configuration": "c", "folds": [0, 1], "weight": 2},
         {"dataset": "902", "trainer": "P", "configuration": "c2", "plans": "Other", "folds": "all"},
     ]}))
-    assert load_teacher_file(path) == [TeacherSpec("901", "T", "c", "nnUNetPlans", ("0", "1"), 2.0),
-                                       TeacherSpec("902", "P", "c2", "Other", ("all",), 1.0)]
+    assert load_teacher_file(path) == [TeacherRequest("901", "T", "c", "nnUNetPlans", ("0", "1"), 2.0),
+                                       TeacherRequest("902", "P", "c2", "Other", ("all",), 1.0)]
     path.write_text(json.dumps([{"dataset": 1, "trainer": "T", "configuration": "c", "fold": 0}]))
     with pytest.raises(ConfigurationError, match="unknown key"):
         load_teacher_file(path)
@@ -58,21 +58,21 @@ def results(tmp_path, monkeypatch):
 
 
 def test_resolve_teacher_finds_folds_and_box_input(results):
-    teacher = resolve_teacher(TeacherSpec("901", "T", "c_box"))
+    teacher = resolve_teacher(TeacherRequest("901", "T", "c_box"))
     assert teacher.folder == results and teacher.folds == ("0", "2") and teacher.box_guided
     assert teacher.labels == {"background": 0, "tumor": 1} and teacher.num_channels == 1
     assert teacher.name == "Dataset901_X:T__nnUNetPlans__c_box:0,2"
     with pytest.raises(ConfigurationError, match=r"fold\(s\) 1"):
-        resolve_teacher(TeacherSpec("901", "T", "c_box", folds=("0", "1")))
+        resolve_teacher(TeacherRequest("901", "T", "c_box", folds=("0", "1")))
     with pytest.raises(ConfigurationError, match="does not exist"):
-        resolve_teacher(TeacherSpec("901", "T", "c"))
+        resolve_teacher(TeacherRequest("901", "T", "c"))
 
 
 def test_previous_stage_is_inherited(results):
     (results.parent / "T__nnUNetPlans__c_child").symlink_to(results)
     (results.parent / "T__nnUNetPlans__c").symlink_to(results)
-    assert resolve_teacher(TeacherSpec("901", "T", "c_child")).box_guided
-    assert not resolve_teacher(TeacherSpec("901", "T", "c")).box_guided
+    assert resolve_teacher(TeacherRequest("901", "T", "c_child")).box_guided
+    assert not resolve_teacher(TeacherRequest("901", "T", "c")).box_guided
 
 
 def test_stale_temporaries_are_removed_only_for_the_parts_own_cases(tmp_path):

@@ -1,4 +1,4 @@
-"""``nnunet_kd add-student`` / :mod:`nnunet_kd.student_plans` on a small plans file in a temporary folder."""
+"""``nnunet_kd add-student`` / :mod:`nnunet_kd.students.configuration` on a small plans file in a temporary folder."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from nnunet_kd.cli import main
 from nnunet_kd.errors import ConfigurationError
 from nnunet_kd.plans import resolved_configuration
-from nnunet_kd.student_plans import (
+from nnunet_kd.students.configuration import (
     DUAL_OUTPUT_STUDENT_CLASS,
     STUDENT_CLASS,
     add_student_configuration,
@@ -80,8 +80,8 @@ def test_student_configuration_builds_through_nnunet(plans_file):
     from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-    from nnunet_kd.networks.depthwise_unet import DepthwiseSeparableResidualUNet
-    from nnunet_kd.networks.dual_output_unet import DualOutputDepthwiseSeparableResidualUNet
+    from nnunet_kd.students.depthwise_unet import DepthwiseSeparableResidualUNet
+    from nnunet_kd.students.dual_output_unet import DualOutputDepthwiseSeparableResidualUNet
 
     add_student_configuration(plans_file, width_multiplier=0.125)
     add_student_configuration(plans_file, width_multiplier=0.125, dual_output=True, aspp_rates=None)

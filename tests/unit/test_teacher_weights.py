@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nnunet_kd.teacher_weights import compute_teacher_weights, fuse_teacher_probabilities, teacher_agreement
+from nnunet_kd.distillation.teacher_weights import (
+    compute_teacher_weights,
+    fuse_teacher_probabilities,
+    teacher_agreement,
+)
 
 
 def _binary(foreground: list[list[float]]) -> torch.Tensor:

@@ -16,8 +16,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_kd.atomic import atomic_path
-from nnunet_kd.box_constraint import ConstraintReport, constrain_to_boxes
-from nnunet_kd.box_inputs import image_cases, require_valid_box_masks, same_geometry
+from nnunet_kd.boxes.constraint import ConstraintReport, constrain_to_boxes
+from nnunet_kd.boxes.inputs import image_cases, require_valid_box_masks, same_geometry
 from nnunet_kd.errors import InputError, NnunetKdError
 
 

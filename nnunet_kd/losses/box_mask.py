@@ -1,7 +1,7 @@
 """Loss of the dual-output student: segmentation loss + ``box_loss_weight`` × box-mask loss.
 
 The box target is derived from the segmentation target of the (augmented) patch itself: per sample, on the CPU,
-:func:`nnunet_kd.boxes.axial_box_mask` fills the rectangle of every lesion on every axial slice. The patch axis that
+:func:`nnunet_kd.boxes.channel.box_channel_of_labels` fills the rectangle of every lesion on every axial slice. The patch axis that
 indexes axial slices depends on the plans' ``transpose_forward`` (``axial_axis``); a 2D patch is one axial slice.
 The box loss is nnU-Net's Dice + cross-entropy on the 2-class box mask (full resolution only: the box decoder has no
 deep supervision).
@@ -11,44 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from torch import nn
 
-from nnunet_kd.boxes import axial_box_mask
+from nnunet_kd.boxes.channel import box_channel_of_labels
 
 SegmentationOutput = torch.Tensor | list[torch.Tensor]
 SegmentationTarget = torch.Tensor | list[torch.Tensor]
-
-
-def box_targets_from_labels(label: torch.Tensor, axial_axis: int = 0, ignore_label: int | None = None) -> torch.Tensor:
-    """Axial box masks of a batch of label maps.
-
-    Args:
-        label: ``(B, 1, *S)`` label map (2D or 3D spatial); any value > 0 except ``ignore_label`` is foreground.
-        axial_axis: spatial axis (0-based, within ``S``) that indexes axial slices; unused for 2D patches.
-        ignore_label: label value that is not foreground.
-
-    Returns:
-        ``(B, 1, *S)`` tensor of 0/1 on ``label``'s device and dtype.
-    """
-    if label.ndim not in (4, 5) or label.shape[1] != 1:
-        raise ValueError(f"expected a (B, 1, *spatial) label map with 2 or 3 spatial axes, got {tuple(label.shape)}")
-    labels = label.detach().cpu().numpy()
-    foreground = labels[:, 0] > 0
-    if ignore_label is not None:
-        foreground &= labels[:, 0] != ignore_label
-    masks = np.zeros_like(foreground, dtype=np.uint8)
-    for b in range(foreground.shape[0]):
-        if not foreground[b].any():
-            continue
-        if foreground.ndim == 3:  # 2D patch: one axial slice
-            masks[b] = axial_box_mask(foreground[b][None], axial_axis=0)[0]
-        else:
-            masks[b] = axial_box_mask(foreground[b], axial_axis=axial_axis)
-    return torch.from_numpy(masks[:, None]).to(device=label.device, dtype=label.dtype)
 
 
 def default_box_loss() -> nn.Module:
@@ -97,7 +68,7 @@ class DualOutputLoss(nn.Module):
             raise ValueError(
                 f"box logits {tuple(box_logits.shape)} do not match the target {tuple(full_resolution.shape)}"
             )
-        box_target = box_targets_from_labels(full_resolution, self.axial_axis, self.ignore_label)
+        box_target = box_channel_of_labels(full_resolution, self.axial_axis, self.ignore_label)
         return loss + self.box_loss_weight * self.box_loss(box_logits, box_target)
 
 

@@ -23,7 +23,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
 
-from nnunet_kd.networks.separable_blocks import DepthwiseSeparableResidualBlock, StackedDepthwiseSeparableResidualBlocks
+from nnunet_kd.students.separable_blocks import DepthwiseSeparableResidualBlock, StackedDepthwiseSeparableResidualBlocks
 
 
 def per_stage(value: int | Sequence, n: int, name: str) -> list:

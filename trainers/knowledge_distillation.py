@@ -1,8 +1,8 @@
 """Distillation trainers: frozen teachers supervise the student through softened logits and features.
 
 ``nnUNetTrainerDistillationBase`` owns the training step (nnU-Net 2.8.1's ``train_step`` with one change: the loss
-comes from :meth:`compute_loss`); everything else is in :mod:`nnunet_kd.distillation`. Teachers and hyper-parameters
-come from the spec file (:mod:`nnunet_kd.kd_spec`), checked in ``__init__`` so that a bad spec stops the run before
+comes from :meth:`compute_loss`); everything else is in :mod:`nnunet_kd.distillation.objective`. Teachers and hyper-parameters
+come from the spec file (:mod:`nnunet_kd.distillation.spec`), checked in ``__init__`` so that a bad spec stops the run before
 any training. Variants set class attributes only; a variant's name promises its setting, so a spec may not override
 an attribute the variant fixes.
 
@@ -17,16 +17,15 @@ from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
 from nnunet_kd.atomic import atomic_write_json
-from nnunet_kd.box_channel import AppendTeacherBoxChannelTransform
-from nnunet_kd.distillation import DistillationObjective, KDConfig, teacher_stage_names
-from nnunet_kd.distributed import average_gradients, broadcast_parameters, mean_over_ranks
-from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.feature_capture import compile_keeping_hooks
-from nnunet_kd.kd_logging import log_epoch_values, plot_kd_progress, register_keys
-from nnunet_kd.kd_spec import HYPER_PARAMETERS, KDSpec, load_spec, spec_path
-from nnunet_kd.teachers import StudentContext, check_teacher, load_teacher
+from nnunet_kd.boxes.channel import AppendTeacherBoxChannelTransform
+from nnunet_kd.distillation.distributed import average_gradients, broadcast_parameters, mean_over_ranks
+from nnunet_kd.distillation.epoch_log import log_epoch_values, plot_kd_progress, register_keys
+from nnunet_kd.distillation.frozen_teachers import StudentContext, check_teacher, load_teacher
+from nnunet_kd.distillation.objective import DistillationObjective, KDConfig, teacher_stage_names
+from nnunet_kd.distillation.spec import HYPER_PARAMETERS, KDSpec, load_spec, spec_path
+from nnunet_kd.errors import ConfigurationError, exit_on_user_error
+from nnunet_kd.network_wrappers import compile_keeping_hooks
 from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin
-from nnunet_kd.user_errors import exit_on_user_error
 
 _COMPONENTS = ("kd_seg", "kd_mid", "kd_kl")
 
@@ -241,7 +240,7 @@ class nnUNetTrainerMKD_Uniform(nnUNetTrainerMKD):
 
 class nnUNetTrainerMKD_PaperWeights(nnUNetTrainerMKD):
     """Reproduction only: the weight formula as printed in the multi-teacher paper (w_j ∝ DiceLoss_j), which gives
-    the worse teacher more weight (see nnunet_kd.teacher_weights)."""
+    the worse teacher more weight (see nnunet_kd.distillation.teacher_weights)."""
 
     weighting = "paper_literal"
 

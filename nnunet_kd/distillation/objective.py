@@ -13,14 +13,14 @@ never add up); the losses of steps 3-5 are its ``forward``:
    normalisation and, for box-guided teachers, with the axial boxes of the batch's full-resolution target appended
    (computed by the trainer's data-augmentation workers);
 2. per sample, teacher weights ``w (B, J)`` from the teachers' probabilities (T = 1) and the target
-   (:func:`~nnunet_kd.teacher_weights.compute_teacher_weights`);
+   (:func:`~nnunet_kd.distillation.teacher_weights.compute_teacher_weights`);
 3. KL: the fused target at every deep-supervision scale is ``Σ_j w_j · softmax(z_j / T)`` (the teacher's own
    deep-supervision output when its pooling matches the student's, else its full-resolution probabilities pooled to
    that scale); the softened KL of each scale is weighted with nnU-Net's deep-supervision weights (from the trainer);
 4. Mid: for each named stage and teacher, the feature loss (MSE/cosine after adapters, or attention transfer +
    region contrast) weighted per sample with ``w_j``; averaged over stages, summed over teachers. A teacher of another
    architecture names its own matching modules (:func:`teacher_stage_names`); transformer tokens are put back on
-   their patch grid (:func:`~nnunet_kd.feature_capture.feature_map`);
+   their patch grid (:func:`~nnunet_kd.distillation.feature_capture.feature_map`);
 5. total = Seg + α·Mid + β·KL.
 """
 
@@ -31,9 +31,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from nnunet_kd.distillation.feature_capture import FeatureRecorder, feature_map
+from nnunet_kd.distillation.frozen_teachers import FrozenTeacher
+from nnunet_kd.distillation.spec import TeacherSpec
+from nnunet_kd.distillation.teacher_weights import compute_teacher_weights, fuse_teacher_probabilities
 from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.feature_capture import FeatureRecorder, compile_keeping_hooks, feature_map, unwrap_network
-from nnunet_kd.kd_spec import TeacherSpec
 from nnunet_kd.losses import (
     AttentionTransferLoss,
     DeepSupervisionLoss,
@@ -43,8 +45,7 @@ from nnunet_kd.losses import (
     combine_kd_losses,
     pool_probabilities_to_shapes,
 )
-from nnunet_kd.teacher_weights import compute_teacher_weights, fuse_teacher_probabilities
-from nnunet_kd.teachers import FrozenTeacher
+from nnunet_kd.network_wrappers import compile_keeping_hooks, unwrap_network
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from nnunet_kd.box_channel import PREVIOUS_STAGE_NAME
+from nnunet_kd.boxes.channel import PREVIOUS_STAGE_NAME
 from nnunet_kd.errors import ConfigurationError
 from nnunet_kd.plans import add_configuration
 

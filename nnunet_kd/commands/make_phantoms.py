@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nnunet_kd.paths import nnunet_folder
-    from nnunet_kd.phantom_dataset import write_phantom_dataset
-    from nnunet_kd.phantoms import PhantomConfig
+    from nnunet_kd.synthetic.chest_phantom import PhantomConfig
+    from nnunet_kd.synthetic.phantom_dataset import write_phantom_dataset
 
     config = PhantomConfig()
     overrides = {

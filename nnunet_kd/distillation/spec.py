@@ -33,11 +33,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nnunet_kd.distillation.teacher_identifiers import parse_teacher_identifiers
 from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.teacher_identifiers import parse_teacher_identifiers
 
 SPEC_ENV = "NNUNET_KD_SPEC"
 SPEC_FILE_NAME = "kd_teachers.json"
+#: teacher weighting schemes (:func:`nnunet_kd.distillation.teacher_weights.compute_teacher_weights`)
 WEIGHTING_SCHEMES = ("adaptive", "uniform", "fixed", "paper_literal")
 FEATURE_LOSSES = ("mse", "cosine", "at_rc")
 HYPER_PARAMETERS = ("temperature", "alpha", "beta", "weighting", "feature_stages", "feature_loss")
@@ -171,7 +172,7 @@ def parse_teacher_argument(text: str) -> dict[str, Any]:
     """``DATASET:TRAINER[__PLANS]:CONFIGURATION[:FOLDS[:WEIGHT]]`` (FOLDS: ``same`` or ``0,1``) -> a spec entry.
 
     Raises:
-        ConfigurationError: malformed text (see :func:`~nnunet_kd.teacher_identifiers.parse_teacher_identifiers`) or
+        ConfigurationError: malformed text (see :func:`~nnunet_kd.distillation.teacher_identifiers.parse_teacher_identifiers`) or
             a fold that is neither a number nor ``all``.
     """
     parsed = parse_teacher_identifiers(text)

@@ -1,6 +1,6 @@
 """Keep parameters that live outside nnU-Net's ``DistributedDataParallel`` wrapper in step across ranks.
 
-The distillation adapters (:class:`~nnunet_kd.distillation.DistillationObjective`'s parameters) train with the
+The distillation adapters (:class:`~nnunet_kd.distillation.objective.DistillationObjective`'s parameters) train with the
 student but are not part of the wrapped network, so DDP neither broadcasts their initial values nor averages their
 gradients. Without these two calls every rank would start from its own random adapters and drift apart.
 All functions are no-ops when no process group is initialised (single-process training).

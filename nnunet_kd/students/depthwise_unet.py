@@ -1,6 +1,6 @@
 """The compact student: a U-Net of depthwise-separable residual blocks with an optional ASPP bottleneck (U-NetDw).
 
-Referenced from a plans file as ``nnunet_kd.networks.depthwise_unet.DepthwiseSeparableResidualUNet`` (``nnunet_kd
+Referenced from a plans file as ``nnunet_kd.students.depthwise_unet.DepthwiseSeparableResidualUNet`` (``nnunet_kd
 add-student`` writes that configuration). The constructor takes the keywords of DNA's ``ResidualEncoderUNet``, so
 nnU-Net's ``get_network_from_plans`` builds it unchanged, plus ``aspp_rates`` / ``aspp_image_pooling``.
 
@@ -26,9 +26,9 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
 
-from nnunet_kd.networks.aspp import AtrousSpatialPyramidPooling
-from nnunet_kd.networks.separable_blocks import DepthwiseSeparableResidualBlock
-from nnunet_kd.networks.separable_unet_parts import (
+from nnunet_kd.students.aspp import AtrousSpatialPyramidPooling
+from nnunet_kd.students.separable_blocks import DepthwiseSeparableResidualBlock
+from nnunet_kd.students.separable_unet_parts import (
     DepthwiseSeparableResidualEncoder,
     DepthwiseSeparableUNetDecoder,
     per_stage,

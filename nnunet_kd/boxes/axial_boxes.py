@@ -3,7 +3,7 @@
 Conventions (shared by the phantom generator, the converters, the teachers and the dual-output student):
 
 - Volumes are NumPy arrays as SimpleITK returns them, ``(z, y, x)``; the axial axis is 0 unless told otherwise
-  (``axial_axis``), e.g. after nnU-Net's ``transpose_forward``.
+  (``axial_axis``), e.g. after nnU-Net's ``transpose_forward`` (:func:`axial_axis_after_transpose`).
 - A box lives on one axial slice and covers rows ``row_min..row_max`` and columns ``col_min..col_max``,
   **inclusive** (the tight rectangle of the lesion on that slice).
 - A *lesion* is a connected component of the foreground (26-connectivity in 3D by default), so two lesions that
@@ -18,6 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+
+
+def axial_axis_after_transpose(transpose_forward: list[int] | tuple[int, ...]) -> int:
+    """Index of the raw image's axial axis (SimpleITK array axis 0) in nnU-Net's preprocessed arrays.
+
+    nnU-Net stores preprocessed data as ``raw.transpose(transpose_forward)``, so raw axis 0 ends up at the position
+    where ``transpose_forward`` lists 0.
+    """
+    return list(transpose_forward).index(0)
+
 
 
 @dataclass(frozen=True, order=True)

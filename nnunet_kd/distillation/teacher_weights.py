@@ -29,10 +29,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from nnunet_kd.distillation.spec import WEIGHTING_SCHEMES
 from nnunet_kd.losses.dice import one_hot_labels, soft_dice_per_sample
 
 WeightScheme = Literal["uniform", "fixed", "adaptive", "paper_literal"]
-WEIGHT_SCHEMES: tuple[str, ...] = ("uniform", "fixed", "adaptive", "paper_literal")
 
 
 def teacher_agreement(teacher_probs: Sequence[Tensor], target: Tensor) -> tuple[Tensor, Tensor]:
@@ -77,8 +77,8 @@ def compute_teacher_weights(teacher_probs: Sequence[Tensor], target: Tensor | No
         ValueError: unknown scheme, missing or invalid fixed weights, mismatched shapes.
     """
     _check_probs(teacher_probs)
-    if scheme not in WEIGHT_SCHEMES:
-        raise ValueError(f"unknown teacher weighting scheme {scheme!r}; choose one of {', '.join(WEIGHT_SCHEMES)}")
+    if scheme not in WEIGHTING_SCHEMES:
+        raise ValueError(f"unknown teacher weighting scheme {scheme!r}; choose one of {', '.join(WEIGHTING_SCHEMES)}")
     batch, num_teachers = teacher_probs[0].shape[0], len(teacher_probs)
     device = teacher_probs[0].device
     if fixed_weights is not None:

@@ -1,7 +1,7 @@
 """Teacher models of a pseudo-label export: how they are named, found and checked against each other.
 
 A teacher is a trained nnU-Net model folder, named by nnU-Net's identifiers (as ``nnUNetv2_predict`` takes them):
-``DATASET:TRAINER[__PLANS]:CONFIGURATION[:FOLDS[:WEIGHT]]`` (:mod:`nnunet_kd.teacher_identifiers`), e.g.
+``DATASET:TRAINER[__PLANS]:CONFIGURATION[:FOLDS[:WEIGHT]]`` (:mod:`nnunet_kd.distillation.teacher_identifiers`), e.g.
 ``901:nnUNetTrainerBoxGuided:3d_fullres_box:0,1:2`` (plans default ``nnUNetPlans``, folds default: every fold with a
 checkpoint, weight default 1), or an entry of a JSON list with the keys ``dataset, trainer, plans, configuration,
 folds, weight, checkpoint``.
@@ -18,19 +18,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunet_kd.distillation.teacher_identifiers import parse_teacher_identifiers
 from nnunet_kd.errors import ConfigurationError, InputError
 from nnunet_kd.paths import nnunet_folder, resolve_dataset_name
 from nnunet_kd.plans import resolved_configuration
-from nnunet_kd.teacher_identifiers import parse_teacher_identifiers
 
 SUPPORTED_READER = "SimpleITKIO"
 
 
 @dataclass(frozen=True)
-class TeacherSpec:
+class TeacherRequest:
     """What the user asked for: nnU-Net identifiers, folds (``None`` = all available) and a weight.
 
-    Not the distillation spec's :class:`nnunet_kd.kd_spec.TeacherSpec`: there, omitted folds mean the student's fold
+    Not the distillation spec's :class:`nnunet_kd.distillation.spec.TeacherSpec`: there, omitted folds mean the student's fold
     (a teacher must not have seen the student's validation cases), and the entry carries distillation settings.
     """
 
@@ -47,7 +47,7 @@ class TeacherSpec:
 class Teacher:
     """A teacher resolved to its model folder, with what the export needs to know about it."""
 
-    spec: TeacherSpec
+    spec: TeacherRequest
     folder: Path
     folds: tuple[str, ...]
     labels: dict[str, int]
@@ -61,7 +61,7 @@ class Teacher:
         return f"{self.folder.parent.name}:{self.folder.name}:{','.join(self.folds)}"
 
 
-def parse_teacher(text: str) -> TeacherSpec:
+def parse_teacher(text: str) -> TeacherRequest:
     """Parse ``DATASET:TRAINER[__PLANS]:CONFIGURATION[:FOLDS[:WEIGHT]]`` (omitted folds: every trained fold).
 
     Raises:
@@ -69,11 +69,11 @@ def parse_teacher(text: str) -> TeacherSpec:
     """
     parsed = parse_teacher_identifiers(text)
     weight = 1.0 if parsed.weight is None else parsed.weight
-    return TeacherSpec(parsed.dataset, parsed.trainer, parsed.configuration, parsed.plans or "nnUNetPlans",
+    return TeacherRequest(parsed.dataset, parsed.trainer, parsed.configuration, parsed.plans or "nnUNetPlans",
                        parsed.folds, weight)
 
 
-def load_teacher_file(path: str | os.PathLike) -> list[TeacherSpec]:
+def load_teacher_file(path: str | os.PathLike) -> list[TeacherRequest]:
     """Read teachers from a JSON file: a list of objects (or ``{"teachers": [...]}``).
 
     Raises:
@@ -96,13 +96,13 @@ def load_teacher_file(path: str | os.PathLike) -> list[TeacherSpec]:
             raise ConfigurationError(f"teacher file {path}, entry {i}: unknown key(s) {sorted(unknown)}")
         folds = entry.get("folds")
         folds = None if folds is None else tuple(str(f) for f in (folds if isinstance(folds, list) else [folds]))
-        specs.append(TeacherSpec(str(entry["dataset"]), entry["trainer"], entry["configuration"],
+        specs.append(TeacherRequest(str(entry["dataset"]), entry["trainer"], entry["configuration"],
                                  entry.get("plans", "nnUNetPlans"), folds, float(entry.get("weight", 1.0)),
                                  entry.get("checkpoint", "checkpoint_final.pth")))
     return specs
 
 
-def resolve_teacher(spec: TeacherSpec) -> Teacher:
+def resolve_teacher(spec: TeacherRequest) -> Teacher:
     """Find the model folder of ``spec`` under ``$nnUNet_results`` and read its labels, channels and box input.
 
     Raises:

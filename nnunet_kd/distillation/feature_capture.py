@@ -3,7 +3,8 @@
 Names are those of ``dict(network.named_modules())`` on the bare network, e.g. ``encoder.stages.0`` or
 ``decoder.stages.3`` for dynamic-network-architectures U-Nets. ``torch.compile``'s wrapper (``_orig_mod``) and
 (Distributed)DataParallel's ``.module`` are unwrapped first, so the same names work for a wrapped student; with
-``torch.compile`` register the hooks first and compile with :func:`compile_keeping_hooks` (notes/anchors.md §5.5).
+``torch.compile`` register the hooks first and compile with
+:func:`~nnunet_kd.network_wrappers.compile_keeping_hooks`.
 """
 
 from __future__ import annotations
@@ -14,36 +15,13 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
-import torch
 from torch import Tensor, nn
-from torch.nn.parallel import DataParallel, DistributedDataParallel
 from torch.utils.hooks import RemovableHandle
 
 from nnunet_kd.errors import ConfigurationError
+from nnunet_kd.network_wrappers import unwrap_network
 
 _STAGE_NAME = re.compile(r"(^|\.)stages\.\d+$")
-
-
-def compile_keeping_hooks(network: nn.Module) -> nn.Module:
-    """``torch.compile(network)`` for a network whose forward hooks are already registered.
-
-    Dynamo does not guard on module hooks by default (``skip_nnmodule_hook_guards``): a graph traced earlier in the
-    process for an unhooked network of the same class would be reused and the hooks would never fire (seen on an
-    H100, benchmarks/README.md). The guard is switched on, process-wide, before compiling.
-    """
-    torch._dynamo.config.skip_nnmodule_hook_guards = False
-    return torch.compile(network)
-
-
-def unwrap_network(network: nn.Module) -> nn.Module:
-    """Strip ``torch.compile`` (``_orig_mod``) and (Distributed)DataParallel (``.module``) wrappers, in any nesting."""
-    while True:
-        if isinstance(getattr(network, "_orig_mod", None), nn.Module):
-            network = network._orig_mod
-        elif isinstance(network, (DistributedDataParallel, DataParallel)):
-            network = network.module
-        else:
-            return network
 
 
 def stage_level_names(network: nn.Module) -> list[str]:

@@ -21,7 +21,7 @@ from dynamic_network_architectures.building_blocks.simple_conv_blocks import Con
 from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
-from nnunet_kd.networks.separable_blocks import DepthwiseSeparableConv
+from nnunet_kd.students.separable_blocks import DepthwiseSeparableConv
 
 DEFAULT_ASPP_RATES = (1, 2, 3)
 

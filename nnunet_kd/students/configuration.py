@@ -4,7 +4,7 @@ The student configuration inherits from a planned one (``3d_fullres`` by default
 ``architecture``: same preprocessed data, patch size, batch size and normalisation, no re-preprocessing::
 
     "3d_fullres_student": {"inherits_from": "3d_fullres",
-                           "architecture": {"network_class_name": "nnunet_kd.networks.depthwise_unet....",
+                           "architecture": {"network_class_name": "nnunet_kd.students.depthwise_unet....",
                                             "arch_kwargs": {...}, "_kw_requires_import": [...]}}
 
 ``nnUNetv2_train <ds> 3d_fullres_student 0 -tr <any trainer>`` and ``nnUNetv2_predict ... -c 3d_fullres_student``
@@ -28,10 +28,13 @@ from nnunet_kd.errors import ConfigurationError
 from nnunet_kd.paths import plans_file as dataset_plans_file
 from nnunet_kd.plans import add_configuration, load_plans, resolved_configuration
 
-STUDENT_CLASS = "nnunet_kd.networks.depthwise_unet.DepthwiseSeparableResidualUNet"
-DUAL_OUTPUT_STUDENT_CLASS = "nnunet_kd.networks.dual_output_unet.DualOutputDepthwiseSeparableResidualUNet"
-STUDENT_CLASSES = (STUDENT_CLASS, DUAL_OUTPUT_STUDENT_CLASS)
-DEFAULT_ASPP_RATES = (1, 2, 3)  # same as nnunet_kd.networks.aspp.DEFAULT_ASPP_RATES (kept here: no torch import)
+STUDENT_CLASS = "nnunet_kd.students.depthwise_unet.DepthwiseSeparableResidualUNet"
+DUAL_OUTPUT_STUDENT_CLASS = "nnunet_kd.students.dual_output_unet.DualOutputDepthwiseSeparableResidualUNet"
+#: the same classes under the path that plans written before version 0.2 name (see :mod:`nnunet_kd.networks`)
+LEGACY_STUDENT_CLASSES = ("nnunet_kd.networks.depthwise_unet.DepthwiseSeparableResidualUNet",
+                          "nnunet_kd.networks.dual_output_unet.DualOutputDepthwiseSeparableResidualUNet")
+STUDENT_CLASSES = (STUDENT_CLASS, DUAL_OUTPUT_STUDENT_CLASS, *LEGACY_STUDENT_CLASSES)
+DEFAULT_ASPP_RATES = (1, 2, 3)  # same as nnunet_kd.students.aspp.DEFAULT_ASPP_RATES (kept here: no torch import)
 KW_REQUIRES_IMPORT = ["conv_op", "norm_op", "dropout_op", "nonlin"]
 _COPIED_KWARGS = ("n_stages", "conv_op", "kernel_sizes", "strides", "conv_bias", "norm_op", "norm_op_kwargs",
                   "dropout_op", "dropout_op_kwargs", "nonlin", "nonlin_kwargs")

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from nnunet_kd.networks.depthwise_unet import DepthwiseSeparableResidualUNet
-from nnunet_kd.networks.separable_unet_parts import DepthwiseSeparableUNetDecoder
+from nnunet_kd.students.depthwise_unet import DepthwiseSeparableResidualUNet
+from nnunet_kd.students.separable_unet_parts import DepthwiseSeparableUNetDecoder
 
 NUM_BOX_CLASSES = 2
 

@@ -1,7 +1,7 @@
 """Frozen teachers for distillation: resolve, check against the student, load, and run.
 
 A teacher is any trained nnU-Net model (plain, residual-encoder, box-guided...) named by its nnU-Net identifiers
-(:class:`~nnunet_kd.kd_spec.TeacherSpec`). Its network is rebuilt by its own trainer class's static
+(:class:`~nnunet_kd.distillation.spec.TeacherSpec`). Its network is rebuilt by its own trainer class's static
 ``build_network_architecture`` from the ``plans.json``/``dataset.json`` in its model folder, its weights are loaded
 from the checkpoint, and it runs in eval mode without gradients (autocast on CUDA). Before anything is loaded, every
 teacher is checked against the student: label set, target spacing, axis order, image channels, patch divisibility by
@@ -20,10 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnunet_kd.boxes import axial_box_mask
+from nnunet_kd.boxes.axial_boxes import axial_axis_after_transpose
+from nnunet_kd.boxes.channel import box_channel_of_labels
+from nnunet_kd.distillation.ct_normalization import NormalizationConversion, normalization_conversion_from_plans
+from nnunet_kd.distillation.spec import TeacherSpec
 from nnunet_kd.errors import ConfigurationError
-from nnunet_kd.kd_spec import TeacherSpec
-from nnunet_kd.normalization import NormalizationConversion, normalization_conversion_from_plans
 
 
 @dataclass
@@ -60,7 +61,7 @@ class FrozenTeacher:
         """Student batch ``(B, C, *patch)`` -> this teacher's input (normalisation, optional box channel).
 
         A box-guided teacher takes ``boxes`` ``(B, 1, *patch)`` when given (the trainer's data-augmentation workers
-        computed them, :class:`~nnunet_kd.box_channel.AppendTeacherBoxChannelTransform`); otherwise they are derived
+        computed them, :class:`~nnunet_kd.boxes.channel.AppendTeacherBoxChannelTransform`); otherwise they are derived
         here from ``target_full`` ``(B, 1, *patch)``, on the host.
         """
         x = self.normalization(data) if self.normalization.needed else data
@@ -69,23 +70,8 @@ class FrozenTeacher:
         if boxes is None:
             if target_full is None:
                 raise ConfigurationError(f"teacher {self.label} needs boxes, derived from the target, but got none")
-            boxes = box_channel_of_target(target_full, self.box_axial_axis)
+            boxes = box_channel_of_labels(target_full, self.box_axial_axis)
         return torch.cat([x, boxes.to(x.device, x.dtype)], dim=1)
-
-
-def box_channel_of_target(target_full: torch.Tensor, axial_axis: int) -> torch.Tensor:
-    """A box-guided teacher's extra channel derived from a batch's label, on the host.
-
-    Args:
-        target_full: ``(B, 1, *patch)`` full-resolution label map.
-        axial_axis: spatial axis that indexes axial slices.
-
-    Returns:
-        ``(B, 1, *patch)`` float 0/1 :func:`~nnunet_kd.boxes.axial_box_mask` per sample, on the label's device.
-    """
-    labels = target_full[:, 0].detach().cpu().numpy()
-    boxes = np.stack([axial_box_mask(label > 0, axial_axis) for label in labels])
-    return torch.from_numpy(boxes[:, None]).to(target_full.device, torch.float32)
 
 
 def model_folder(spec: TeacherSpec) -> Path:
@@ -198,7 +184,7 @@ def load_teacher(spec: TeacherSpec, label: str, student: StudentContext, device:
                                                         spec.configuration)
     return FrozenTeacher(spec=spec, label=label, networks=networks, model_folder=folder, folds=folds,
                          needs_boxes=cm.previous_stage_name is not None,
-                         box_axial_axis=list(manager.transpose_forward).index(0), normalization=normalization,
+                         box_axial_axis=axial_axis_after_transpose(manager.transpose_forward), normalization=normalization,
                          strides=[list(s) for s in cm.pool_op_kernel_sizes], checkpoint_hashes=hashes)
 
 

@@ -206,7 +206,6 @@ def lung_side_crops(image: sitk.Image, settings: LungCropSettings) -> list[SideC
 
     lungmask R231 gives the sides directly; the classical mask is split with :func:`split_sides`.
     """
-    import SimpleITK as sitk
 
     weights = _weights_for(settings)
     if weights is not None:

@@ -13,7 +13,7 @@ then a tumour has no box at all. :func:`augment_boxes` simulates each of these o
   so that the caller removes it from the target too (no box means "do not segment": the box is the instruction).
 
 Merged-per-slice boxes (one rectangle per slice around every lesion, as in the paper's code) are derived upstream
-(:func:`nnunet_kd.boxes.axial_boxes_from_label`); augmentation then treats each merged box as its own lesion.
+(:func:`nnunet_kd.boxes.axial_boxes.axial_boxes_from_label`); augmentation then treats each merged box as its own lesion.
 A box never shrinks below one pixel and is clipped to the slice.
 """
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nnunet_kd.boxes import AxialBox
+from nnunet_kd.boxes.axial_boxes import AxialBox
 
 
 @dataclass(frozen=True)

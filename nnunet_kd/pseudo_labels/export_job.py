@@ -11,14 +11,14 @@ from nnunet_kd.paths import dataset_folder_name, nnunet_folder
 from nnunet_kd.pseudo_labels.export import ExportOptions, build_request, export_part, part_cases, prepare_output
 from nnunet_kd.pseudo_labels.merge import merge_export
 from nnunet_kd.pseudo_labels.predictor import ProbabilityModel
-from nnunet_kd.pseudo_labels.sources import (
+from nnunet_kd.pseudo_labels.source_cases import (
     check_unique,
     locate_raw_dataset,
     read_raw_dataset,
     strong_cases,
     weak_cases,
 )
-from nnunet_kd.pseudo_labels.teachers import Teacher, TeacherSpec, check_teachers, resolve_teacher
+from nnunet_kd.pseudo_labels.teacher_requests import Teacher, TeacherRequest, check_teachers, resolve_teacher
 
 ModelFactory = Callable[[Teacher], ProbabilityModel]
 
@@ -35,7 +35,7 @@ def nnunet_model_factory(device: str = "cuda", use_mirroring: bool = True, tile_
 
 
 def export_pseudo_labels(
-    teachers: Sequence[TeacherSpec],
+    teachers: Sequence[TeacherRequest],
     weak: str | os.PathLike,
     strong: str | os.PathLike | None = None,
     boxes: str | os.PathLike | None = None,

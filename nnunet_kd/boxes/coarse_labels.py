@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_kd.atomic import atomic_path
-from nnunet_kd.boxes import axial_box_mask
+from nnunet_kd.boxes.axial_boxes import axial_box_mask
 from nnunet_kd.errors import ConfigurationError, InputError
 from nnunet_kd.file_links import LinkMode, place_file
 

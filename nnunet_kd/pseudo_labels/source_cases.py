@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnunet_kd.box_inputs import check_box_masks
+from nnunet_kd.boxes.inputs import check_box_masks
 from nnunet_kd.errors import ConfigurationError, InputError
 from nnunet_kd.paths import nnunet_folder, resolve_dataset_name
 

@@ -10,12 +10,12 @@ This module holds:
 
 - :class:`AxialBoxChannelTransform`: the batchgeneratorsv2 transform that replaces the previous-stage channel of a
   training sample by the boxes of the *augmented* label (optionally perturbed like real annotations, see
-  :mod:`nnunet_kd.box_augmentation`), removing lesions whose box was dropped from the target;
+  :mod:`nnunet_kd.boxes.augmentation`), removing lesions whose box was dropped from the target;
 - :class:`AppendTeacherBoxChannelTransform`: the exact boxes of a distillation student's augmented label, appended to
   its image for a box-guided teacher (split off again before the student);
 - :func:`write_preprocessed_box_files`: exact boxes of every preprocessed label, written where the data loader and
   nnU-Net's final validation read them;
-- :func:`axial_axis_after_transpose`: where the axial axis of the raw image lands in preprocessed arrays.
+- :func:`box_channel_of_labels`: the exact box masks of a batch of labels, as a tensor.
 """
 
 from __future__ import annotations
@@ -28,20 +28,11 @@ import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
 from nnunet_kd.atomic import atomic_path
-from nnunet_kd.box_augmentation import BoxAugmentation, augment_boxes
-from nnunet_kd.boxes import axial_box_mask, axial_boxes_from_label, label_lesions, rasterize_boxes
+from nnunet_kd.boxes.augmentation import BoxAugmentation, augment_boxes
+from nnunet_kd.boxes.axial_boxes import axial_box_mask, axial_boxes_from_label, label_lesions, rasterize_boxes
 
 BOX_FOLDER_PREFIX = "boxes_"
 PREVIOUS_STAGE_NAME = "boxes"
-
-
-def axial_axis_after_transpose(transpose_forward: list[int] | tuple[int, ...]) -> int:
-    """Index of the raw image's axial axis (SimpleITK array axis 0) in nnU-Net's preprocessed arrays.
-
-    nnU-Net stores preprocessed data as ``raw.transpose(transpose_forward)``, so raw axis 0 ends up at the position
-    where ``transpose_forward`` lists 0.
-    """
-    return list(transpose_forward).index(0)
 
 
 class AxialBoxChannelTransform(BasicTransform):
@@ -106,13 +97,41 @@ class AxialBoxChannelTransform(BasicTransform):
         return segmentation
 
 
+def box_channel_of_labels(labels: torch.Tensor, axial_axis: int, ignore_label: int | None = None) -> torch.Tensor:
+    """The exact axial box masks of a batch of label maps, on the host.
+
+    Used where boxes are derived inside a training step: a box-guided teacher's channel when the data-augmentation
+    workers did not append it, and the dual-output student's box target.
+
+    Args:
+        labels: ``(B, 1, *S)`` label maps, 2 or 3 spatial axes; a 2D patch is one axial slice.
+        axial_axis: spatial axis (0-based, within ``S``) that indexes axial slices; unused for 2D patches.
+        ignore_label: a label value that is not tumour (nnU-Net's ignore label), or None.
+
+    Returns:
+        ``(B, 1, *S)`` 0/1 masks on ``labels``' device, in ``labels``' dtype.
+    """
+    if labels.ndim not in (4, 5) or labels.shape[1] != 1:
+        raise ValueError(f"expected a (B, 1, *spatial) label map with 2 or 3 spatial axes, got {tuple(labels.shape)}")
+    values = labels[:, 0].detach().cpu().numpy()
+    foreground = values > 0
+    if ignore_label is not None:
+        foreground &= values != ignore_label
+    masks = np.zeros(foreground.shape, dtype=np.uint8)
+    for b, sample in enumerate(foreground):
+        if not sample.any():
+            continue
+        masks[b] = axial_box_mask(sample[None], 0)[0] if sample.ndim == 2 else axial_box_mask(sample, axial_axis)
+    return torch.from_numpy(masks[:, None]).to(device=labels.device, dtype=labels.dtype)
+
+
 class AppendTeacherBoxChannelTransform(BasicTransform):
     """Append the exact axial boxes of a training sample's final label to its image, for a box-guided *teacher*.
 
     The last transform of a distillation student's training pipeline when a teacher needs the box channel: it runs
     in nnU-Net's data-augmentation workers, so the training step neither copies the label to the host nor waits for
     it. The image ``(C, *spatial)`` becomes ``(C + 1, *spatial)`` (0/1 float); the trainer splits the extra channel
-    off before the student sees the batch. The boxes are :func:`~nnunet_kd.boxes.axial_box_mask` of the
+    off before the student sees the batch. The boxes are :func:`~nnunet_kd.boxes.axial_boxes.axial_box_mask` of the
     full-resolution label (the first one when deep supervision made the segmentation a list): exactly what the
     teacher would get from the batch's target.
 
