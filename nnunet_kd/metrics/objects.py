@@ -2,23 +2,24 @@
 
 Objects are the connected components of each binary mask (26-connectivity in 3D, ``scipy.ndimage.label``).
 
-Matching rule (the mixed-supervision paper counts a true positive at ">= 25 % overlap" without defining the
-overlap; this is ours):
+Matching rule. The mixed-supervision paper counts a true positive at "≥ 25 % overlap between the predicted mask
+and the GT mask"; we read "the predicted mask" as the whole prediction, so the pieces of a split prediction are
+summed:
 
-- overlap(R, P) = |R ∩ P| / |R| for a reference object R and a predicted object P: the fraction of the reference
-  lesion covered by that one predicted object.
-- R is **detected** (TP) when some single P has overlap(R, P) >= ``threshold`` (default 0.25, inclusive);
-  otherwise R is a **miss** (FN). Pieces are not summed: a lesion split into two predictions that each cover
-  40 % is detected, one split into two 20 % pieces is missed.
-- P is **matched** when it detects at least one R. One P covering two lesions (merged prediction) detects both:
-  2 TP. Two P that each cover 40 % of one lesion (split prediction) give 1 TP and both P are matched: 0 FP.
+- R (a reference object) is **detected** (TP) when the prediction covers at least ``threshold`` of it:
+  ``|R ∩ prediction| / |R| >= threshold`` (default 0.25, inclusive); otherwise R is a **miss** (FN). A lesion split
+  into two predicted pieces of 20 % each is detected (40 %).
+- P (a predicted object) is **matched** when it touches a detected R and either covers ``threshold`` of that R by
+  itself or lies at least ``threshold`` inside reference foreground (a piece of the lesion). One P covering two
+  lesions (merged prediction) detects both: 2 TP. A P that touches a detected lesion but lies mostly outside the
+  reference is not matched.
 - An unmatched P is a **false positive** (FP) when less than ``threshold`` of its own voxels lie in the reference
-  foreground. An unmatched P that lies mostly inside reference foreground (a small fragment of a lesion) is
-  neither TP nor FP: it is counted as ``fragments`` (it does not point at a wrong place).
+  foreground. An unmatched P that lies mostly inside reference foreground (a piece of a missed lesion) is neither TP
+  nor FP: it is counted as ``fragments`` (it does not point at a wrong place).
 - precision = TP / (TP + FP), recall = TP / (TP + FN), F1 = 2 TP / (2 TP + FP + FN) (the harmonic mean of the
   two). TP counts reference objects, FP counts predicted objects, as in lesion-wise challenge scoring.
 - DSC-TP = Dice between the union of detected reference objects and the union of matched predicted objects:
-  segmentation quality on true positives only (misses and false positives left out).
+  segmentation quality on true positives only. With no lesion missed and no false positive it equals the Dice.
 
 Empty masks follow the package rule: a zero denominator gives ``nan``. Empty reference and empty prediction: all
 ``nan``. Empty reference with predicted objects: precision 0 and F1 0 (only false positives), recall ``nan``.
@@ -97,10 +98,12 @@ def match_objects(
     pair_index = ref_labels[both].astype(np.int64) * (n_pred + 1) + pred_labels[both]
     intersection = np.bincount(pair_index, minlength=(n_ref + 1) * (n_pred + 1)).reshape(n_ref + 1, n_pred + 1)
 
-    detects = _reaches(intersection[1:, 1:], ref_sizes[1:, None], threshold)  # (n_ref, n_pred): P detects R
-    detected_ref = detects.any(axis=1)
-    matched_pred = detects.any(axis=0)
-    pred_inside_ref = _reaches(intersection[1:, 1:].sum(axis=0), pred_sizes[1:], threshold)
+    overlaps = intersection[1:, 1:]  # (n_ref, n_pred): |R ∩ P|
+    detected_ref = _reaches(overlaps.sum(axis=1), ref_sizes[1:], threshold)  # the pieces summed
+    on_detected = overlaps[detected_ref]  # rows of the detected lesions only
+    detects_alone = _reaches(on_detected, ref_sizes[1:][detected_ref, None], threshold).any(axis=0)
+    pred_inside_ref = _reaches(overlaps.sum(axis=0), pred_sizes[1:], threshold)
+    matched_pred = (on_detected > 0).any(axis=0) & (detects_alone | pred_inside_ref)
     tp = int(detected_ref.sum())
     fp = int((~matched_pred & ~pred_inside_ref).sum())
     fragments = int((~matched_pred & pred_inside_ref).sum())

@@ -1,4 +1,5 @@
-"""Object matching: split, merged and missed lesions, fragments, false positives, the 25 % edge, empty masks."""
+"""Object matching: split (pieces summed), merged and missed lesions, fragments, false positives, the 25 % edge,
+empty masks."""
 
 from __future__ import annotations
 
@@ -31,15 +32,42 @@ def test_split_prediction_detects_the_lesion_once() -> None:
     assert m["dsc_tp"] == pytest.approx(2 * 800 / (1000 + 800))  # both pieces matched: 800 voxels, all inside
 
 
-def test_split_into_small_pieces_is_a_miss_with_fragments() -> None:
-    # pieces of x 2..3 and x 10..11: 200 voxels each = 20 % < 25 %; they lie inside the lesion: fragments, not FP
+def test_pieces_are_summed_two_small_pieces_detect_the_lesion() -> None:
+    # pieces of x 2..3 and x 10..11: 200 voxels each = 20 % < 25 %, together 40 % of the lesion: detected
     prediction = _box((1, 11), (1, 11), (2, 4)) | _box((1, 11), (1, 11), (10, 12))
+    match = match_objects(LESION, prediction)
+    assert (match.tp, match.fn, match.fp, match.fragments) == (1, 0, 0, 0)
+    m = match.metrics()
+    assert m["object_recall"] == 1.0 and m["object_precision"] == 1.0 and m["object_f1"] == 1.0
+    assert m["dsc_tp"] == pytest.approx(2 * 400 / (1000 + 400))
+
+
+def test_pieces_below_the_threshold_together_are_a_miss_with_fragments() -> None:
+    # two pieces of 100 voxels (10 % each, 20 % together) inside the lesion: missed; the pieces are fragments
+    prediction = _box((1, 11), (1, 11), (2, 3)) | _box((1, 11), (1, 11), (11, 12))
     match = match_objects(LESION, prediction)
     assert (match.tp, match.fn, match.fp, match.fragments) == (0, 1, 0, 2)
     m = match.metrics()
     assert m["object_recall"] == 0.0 and m["object_f1"] == 0.0  # 0 / (0 + 0 + 1)
     assert math.isnan(m["object_precision"])  # 0 / (0 + 0): no detection claimed, no false positive
     assert math.isnan(m["dsc_tp"])
+
+
+def test_fragment_inside_a_detected_lesion_counts_in_dsc_tp_which_then_equals_dice() -> None:
+    # a 40 % piece detects the lesion; a separate 10 % piece inside it belongs to the same true positive
+    prediction = _box((1, 11), (1, 11), (2, 6)) | _box((1, 11), (1, 11), (10, 11))
+    match = match_objects(LESION, prediction)
+    assert (match.tp, match.fp, match.fragments) == (1, 0, 0)
+    dice = 2 * 500 / (1000 + 500)  # no lesion missed, no false positive: DSC-TP is the Dice
+    assert match.dice_tp == pytest.approx(dice)
+
+
+def test_over_segmenting_object_still_matches_the_lesion_it_covers() -> None:
+    small = _box((4, 6), (4, 6), (4, 6))  # 8 voxels
+    blob = _box((2, 9), (2, 9), (2, 9))  # 343 voxels around it: 2 % of the blob lies in the lesion
+    match = match_objects(small, blob)
+    assert (match.tp, match.fp, match.fragments) == (1, 0, 0)
+    assert match.dice_tp == pytest.approx(2 * 8 / (8 + 343))
 
 
 def test_merged_prediction_detects_both_lesions() -> None:
@@ -79,13 +107,13 @@ def test_overlap_just_below_threshold_is_missed() -> None:
     slab[2, 2, 2] = False  # 24 of 100 voxels (still one 26-connected object)
     match = match_objects(EDGE_LESION, slab)
     assert match.tp == 0 and match.fn == 1
-    assert (match.fp, match.fragments) == (0, 1)  # all its voxels lie inside the lesion
+    assert (match.fp, match.fragments) == (0, 1)  # all its voxels lie inside the missed lesion
 
 
 def test_threshold_is_a_parameter() -> None:
-    prediction = _box((1, 11), (1, 11), (2, 6)) | _box((1, 11), (1, 11), (8, 12))  # 40 % pieces
-    assert match_objects(LESION, prediction, threshold=0.4).tp == 1  # 400 / 1000 = 0.4, inclusive
-    assert match_objects(LESION, prediction, threshold=0.41).tp == 0
+    prediction = _box((1, 11), (1, 11), (2, 6)) | _box((1, 11), (1, 11), (8, 12))  # 40 % pieces, 80 % together
+    assert match_objects(LESION, prediction, threshold=0.8).tp == 1  # 800 / 1000 = 0.8, inclusive
+    assert match_objects(LESION, prediction, threshold=0.81).tp == 0
     with pytest.raises(ValueError):
         match_objects(LESION, prediction, threshold=0.0)
 
@@ -96,8 +124,11 @@ def test_unmatched_prediction_mostly_outside_is_a_false_positive() -> None:
     fragment = _box((8, 9), (8, 9), (4, 6))  # 2 voxels, both inside the lesion, touching nothing else
     match = match_objects(LESION, detector | stray | fragment)
     assert match.n_pred == 3
-    assert (match.tp, match.fp, match.fragments) == (1, 1, 1)
-    assert match.metrics()["object_precision"] == 0.5  # 1 / (1 + 1): the fragment is not counted
+    # the stray touches the detected lesion but lies mostly outside: a false positive; the fragment lies inside the
+    # detected lesion: part of the true positive
+    assert (match.tp, match.fp, match.fragments) == (1, 1, 0)
+    assert match.metrics()["object_precision"] == 0.5  # 1 / (1 + 1)
+    assert match.dice_tp == pytest.approx(2 * 502 / (1000 + 502))
 
 
 def test_26_connectivity_joins_diagonal_voxels() -> None:
