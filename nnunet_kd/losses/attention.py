@@ -1,21 +1,28 @@
-"""Attention transfer (Zagoruyko & Komodakis 2017) in the form paper 003 uses for its ``Mid`` loss (eq. 3).
+"""Attention transfer (Zagoruyko & Komodakis 2017) in the form the multi-teacher paper (Ben Loussaief et al.) uses for
+its ``Mid`` loss (eq. 3).
 
 Spatial attention map of a feature ``F`` ``(B, C, *spatial)``: ``A(F) = Σ_c |F_c|^p``, flattened per sample and
-L2-normalised, ``a = A / ‖A‖_2``. Loss per layer pair, averaged over the batch:
+L2-normalised, ``a = A / ‖A‖_2``. Loss per layer pair, averaged over the batch, with ``V`` the number of voxels of
+the (teacher's) map:
 
-- ``distance='l1'`` (default, paper 003): ``‖a_s − a_t‖_1``, the L1 norm (not squared) of the difference;
+- ``distance='l1'`` (default, the multi-teacher paper): ``‖a_s − a_t‖_1 / √V``;
 - ``distance='l2'`` (Zagoruyko & Komodakis' paper): ``‖a_s − a_t‖_2``, the L2 norm (not squared).
 
-Reading of paper 003: eq. (3) is printed as ``‖(at_s − at_t) / ‖at_s − at_t‖_2‖_1``, which taken literally is the
-ratio ``‖d‖_1 / ‖d‖_2`` of the difference — scale-free and not minimised by ``d = 0``. Following its cited source
-[34], the L2 normalisation is applied to each map and the paper's outer L1 norm to their difference. The paper's
-text sums absolute values (``p = 1``); the default here is Zagoruyko's ``p = 2`` (pass ``p=1`` for the text's form).
-Note the L1 distance grows like ``sqrt(V)`` with the number of voxels V for the same per-voxel pattern, the L2
-distance does not (both normalised maps have unit L2 norm). Channel-free: no adapter is needed.
+Reading of the multi-teacher paper: eq. (3) is printed as ``‖(at_s − at_t) / ‖at_s − at_t‖_2‖_1``, which taken
+literally is the ratio ``‖d‖_1 / ‖d‖_2`` of the difference — scale-free and not minimised by ``d = 0``. Following its
+cited source, the L2 normalisation is applied to each map and the paper's outer L1 norm to their difference. The
+paper's text sums absolute values (``p = 1``); the default here is Zagoruyko's ``p = 2`` (pass ``p=1`` for the text's
+form).
+
+Size normalisation (not in the paper): the L1 norm of the difference of two unit-L2 vectors grows like ``√V`` for
+the same per-voxel pattern (5.4 at 8×16×16, 174 at 80×160×160), so that with α = 0.1 it would outweigh nnU-Net's
+segmentation loss on real patches. Dividing by ``√V`` makes the value independent of the patch size (exactly so for a
+pattern repeated on a finer grid) and bounds it by 2, like the L2 distance. Channel-free: no adapter is needed.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -46,7 +53,7 @@ class AttentionTransferLoss(nn.Module):
     """
 
     def __init__(self, p: float = 2.0, distance: Literal["l1", "l2"] = "l1", eps: float = 1e-12) -> None:
-        """Args: p: attention exponent. distance: ``'l1'`` (paper 003) or ``'l2'``. eps: normalisation floor."""
+        """Args: p: attention exponent. distance: ``'l1'`` (the multi-teacher paper, size-normalised) or ``'l2'``. eps: normalisation floor."""
         super().__init__()
         if not p > 0:
             raise ValueError(f"p must be > 0, got {p}")
@@ -79,6 +86,8 @@ class AttentionTransferLoss(nn.Module):
             a_t = attention_map(teacher_features.detach(), self.p)
             a_s = nn.functional.normalize(a_s.flatten(1), p=2.0, dim=1, eps=self.eps)
             a_t = nn.functional.normalize(a_t.flatten(1), p=2.0, dim=1, eps=self.eps)
-            order = 1 if self.distance == "l1" else 2
-            per_sample = torch.linalg.vector_norm(a_s - a_t, ord=order, dim=1)
+            if self.distance == "l1":
+                per_sample = torch.linalg.vector_norm(a_s - a_t, ord=1, dim=1) / math.sqrt(a_t.shape[1])
+            else:
+                per_sample = torch.linalg.vector_norm(a_s - a_t, ord=2, dim=1)
             return weighted_sample_sum(per_sample, sample_weights) / per_sample.shape[0]

@@ -26,19 +26,35 @@ def test_attention_map_sums_powers_over_channels() -> None:
 
 def test_hand_computed_l1_and_l2() -> None:
     # student A = [2, 0] -> a_s = [1, 0]; teacher A = [1, 1] -> a_t = [1/sqrt2, 1/sqrt2]
-    # d = [1 - 0.7071068, -0.7071068]; L1 = 0.2928932 + 0.7071068 = 1.0; L2 = sqrt(0.0857864 + 0.5) = sqrt(2 - sqrt2)
+    # d = [1 - 0.7071068, -0.7071068]; L1 = 0.2928932 + 0.7071068 = 1.0, over sqrt(V) = sqrt(2): 0.7071068;
+    # L2 = sqrt(0.0857864 + 0.5) = sqrt(2 - sqrt2)
     student, teacher = _pair()
-    assert AttentionTransferLoss(distance="l1")(student, teacher).item() == pytest.approx(1.0, abs=1e-6)
+    assert AttentionTransferLoss(distance="l1")(student, teacher).item() == pytest.approx(1 / math.sqrt(2), abs=1e-6)
     expected_l2 = math.sqrt(2 - math.sqrt(2))  # 0.7653669
     assert AttentionTransferLoss(distance="l2")(student, teacher).item() == pytest.approx(expected_l2, abs=1e-6)
 
 
-def test_l1_grows_with_patch_size_l2_does_not() -> None:
-    # tiling the pair 4x along the last axis: normalised maps shrink by 1/sqrt(4), so the L1 distance doubles
-    # (1.0 -> 2.0) while the L2 distance stays sqrt(2 - sqrt2) = 0.7653669
+def test_neither_distance_grows_with_the_patch_size() -> None:
+    # tiling the pair 4x along the last axis shrinks the normalised maps by 1/sqrt(4): the raw L1 distance doubles
+    # (1.0 -> 2.0), and so does sqrt(V) (sqrt2 -> sqrt8); the L2 distance stays sqrt(2 - sqrt2) = 0.7653669
     student, teacher = (x.repeat(1, 1, 1, 4) for x in _pair())
-    assert AttentionTransferLoss(distance="l1")(student, teacher).item() == pytest.approx(2.0, abs=1e-5)
+    assert AttentionTransferLoss(distance="l1")(student, teacher).item() == pytest.approx(1 / math.sqrt(2), abs=1e-6)
     assert AttentionTransferLoss(distance="l2")(student, teacher).item() == pytest.approx(0.7653669, abs=1e-6)
+
+
+def test_l1_is_the_same_for_a_pattern_on_a_small_and_a_realistic_patch() -> None:
+    # one per-voxel pattern on 8x16x16 and repeated 10x per axis on nnU-Net's 80x160x160 CT patch; without the
+    # size normalisation the L1 distance was 5.4 and 174 (about sqrt(1000) apart)
+    generator = torch.Generator().manual_seed(3)
+    student, teacher = torch.randn(1, 2, 8, 16, 16, generator=generator), torch.randn(1, 3, 8, 16, 16,
+                                                                                     generator=generator)
+    small = AttentionTransferLoss(distance="l1")(student, teacher).item()
+    def grow(x: torch.Tensor) -> torch.Tensor:
+        return x.repeat_interleave(10, 2).repeat_interleave(10, 3).repeat_interleave(10, 4)
+
+    large = AttentionTransferLoss(distance="l1")(grow(student), grow(teacher)).item()
+    assert 0.05 < small < 2.0
+    assert large == pytest.approx(small, rel=1e-4)
 
 
 def test_zero_for_identical_or_rescaled_features() -> None:
@@ -67,13 +83,15 @@ def test_gradients_reach_only_the_student() -> None:
 
 
 def test_sample_weights_scale_each_sample_before_the_batch_mean() -> None:
-    # sample 0: the L1 = 1.0 case; sample 1: identical maps (0). weights [0.5, 1] -> (0.5 * 1 + 1 * 0) / 2 = 0.25
+    # sample 0: the hand-computed case, d = 1/sqrt2; sample 1: identical maps (0).
+    # no weights: (d + 0) / 2; weights [0.5, 1]: (0.5 d + 1 * 0) / 2
     student, teacher = _pair()
     students = torch.cat([student, torch.ones(1, 2, 1, 2)])
     teachers = torch.cat([teacher, torch.ones(1, 1, 1, 2)])
     loss = AttentionTransferLoss()
-    assert loss(students, teachers).item() == pytest.approx(0.5, abs=1e-6)
-    assert loss(students, teachers, sample_weights=torch.tensor([0.5, 1.0])).item() == pytest.approx(0.25, abs=1e-6)
+    d = 1 / math.sqrt(2)
+    assert loss(students, teachers).item() == pytest.approx(d / 2, abs=1e-6)
+    assert loss(students, teachers, sample_weights=torch.tensor([0.5, 1.0])).item() == pytest.approx(d / 4, abs=1e-6)
 
 
 def test_rejects_bad_arguments() -> None:
