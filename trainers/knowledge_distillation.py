@@ -2,16 +2,21 @@
 
 ``nnUNetTrainerDistillationBase`` owns the training step (nnU-Net 2.8.1's ``train_step`` with one change: the loss
 comes from :meth:`compute_loss`); everything else is in :mod:`nnunet_kd.distillation.objective`. Teachers and hyper-parameters
-come from the spec file (:mod:`nnunet_kd.distillation.spec`), checked in ``__init__`` so that a bad spec stops the run before
-any training. Variants set class attributes only; a variant's name promises its setting, so a spec may not override
-an attribute the variant fixes.
+come from the spec file (:mod:`nnunet_kd.distillation.spec`), checked in ``__init__`` so that a bad spec stops the
+run before any training. Variants set class attributes only, and list in ``fixed_hyper_parameters`` the ones their
+name promises (``nnUNetTrainerKD``: no feature stages, logits only); a spec may not set those. Cases that came from
+the pseudo-label export (their provenance beside the raw dataset says so) get the fallback teacher weights.
 
 The student network is nnU-Net's own (or a compact one from the plans): ``nnUNetv2_predict`` of a distilled model
 needs no teacher, no boxes and no spec.
 """
 
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
@@ -24,14 +29,16 @@ from nnunet_kd.distillation.frozen_teachers import StudentContext, check_teacher
 from nnunet_kd.distillation.objective import DistillationObjective, KDConfig, teacher_stage_names
 from nnunet_kd.distillation.spec import HYPER_PARAMETERS, KDSpec, load_spec, spec_path
 from nnunet_kd.errors import ConfigurationError, exit_on_user_error
+from nnunet_kd.losses.segmentation import DiceLovaszLoss
 from nnunet_kd.network_wrappers import compile_keeping_hooks
+from nnunet_kd.pseudo_labels.provenance import pseudo_labelled_cases
 from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin
 
 _COMPONENTS = ("kd_seg", "kd_mid", "kd_kl")
 
 
 class nnUNetTrainerDistillationBase(nnUNetTrainer):
-    """Shared base of the distillation trainers (not meant to be trained directly: it distils nothing by itself)."""
+    """Shared base of the distillation trainers (train a variant: the base promises nothing by its name)."""
 
     temperature: float = 2.0
     alpha: float = 0.1
@@ -39,6 +46,8 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
     weighting: str = "adaptive"
     feature_stages: tuple = ()
     feature_loss: str = "mse"
+    #: hyper-parameters whose value this class's name promises; a spec may not set them (collected over the MRO)
+    fixed_hyper_parameters: tuple[str, ...] = ()
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
@@ -50,22 +59,42 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
             for index, teacher in enumerate(self.kd_spec.teachers):
                 check_teacher(teacher, teacher.label(index), self.kd_student)
                 teacher_stage_names(teacher, self.kd_config.feature_stages, teacher.label(index))
+            self.kd_pseudo_labelled_cases = self._pseudo_labelled_cases()
         self.kd_objective: DistillationObjective | None = None
         self.kd_log_keys = [*_COMPONENTS, *(f"kd_weight_{t.label(i)}" for i, t in enumerate(self.kd_spec.teachers))]
         register_keys(self.logger, self.kd_log_keys)
 
     # ------------------------------------------------------------------------------------------ configuration
+    @classmethod
+    def fixed_by_name(cls) -> frozenset[str]:
+        """The hyper-parameters this trainer's name promises (its and its bases' ``fixed_hyper_parameters``)."""
+        return frozenset(name for klass in cls.__mro__ for name in vars(klass).get("fixed_hyper_parameters", ()))
+
     def _effective_config(self, spec: KDSpec) -> KDConfig:
+        """The class defaults, overridden by the spec where the class name does not promise a value."""
         values = {name: getattr(self, name) for name in HYPER_PARAMETERS}
+        fixed = self.fixed_by_name()
         for name, value in spec.overrides.items():
-            if getattr(type(self), name) != getattr(nnUNetTrainerDistillationBase, name):
+            if name in fixed:
                 raise ConfigurationError(
                     f"{spec.source} sets {name}, which {type(self).__name__} fixes to {getattr(type(self), name)!r}; "
                     f"remove it from the spec or train with a trainer that does not fix it"
                 )
             values[name] = value
         values["feature_stages"] = tuple(values["feature_stages"])
+        if type(self).feature_stages and not values["feature_stages"]:
+            raise ConfigurationError(
+                f"{spec.source} sets no feature_stages, but {type(self).__name__} distils features; name at least one "
+                f"module or train with nnUNetTrainerKD (logits only)")
         return KDConfig(**values)
+
+    def _pseudo_labelled_cases(self) -> frozenset[str]:
+        """Training cases whose label a teacher made, from the pseudo-label export's provenance in
+        ``$nnUNet_raw/<dataset>``; empty when there is none (every label is then a reference label)."""
+        raw = os.environ.get("nnUNet_raw", "").strip()
+        if not raw:
+            return frozenset()
+        return pseudo_labelled_cases(Path(raw) / self.plans_manager.dataset_name)
 
     def _student_context(self) -> StudentContext:
         cm = self.configuration_manager
@@ -86,7 +115,7 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
         with exit_on_user_error(type(self).__name__):
             teachers = [load_teacher(t, t.label(i), self.kd_student, self.device, self.enable_deep_supervision)
                         for i, t in enumerate(self.kd_spec.teachers)]
-            ds_weights = list(getattr(self.loss, "weight_factors", (1.0,)))
+            ds_weights = self.deep_supervision_weights()
             fixed = [t.weight or 1.0 for t in self.kd_spec.teachers] if any(
                 t.weight for t in self.kd_spec.teachers) else None
             self.kd_objective = DistillationObjective(teachers, self.kd_config, ds_weights, fixed).to(self.device)
@@ -107,6 +136,15 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
             self.print_to_log_file(f"distillation teacher {teacher.label}: {teacher.model_folder} folds "
                                    f"{list(teacher.folds)}, box input: {teacher.needs_boxes}, normalisation "
                                    f"converted: {teacher.normalization.needed}")
+        if self.kd_pseudo_labelled_cases:
+            self.print_to_log_file(f"{len(self.kd_pseudo_labelled_cases)} pseudo-labelled cases (export provenance) "
+                                   "get the fallback teacher weights")
+
+    def deep_supervision_weights(self) -> list[float]:
+        """nnU-Net's own weights of the student's deep-supervision outputs (its loss wrapper's ``weight_factors``),
+        highest resolution first; ``[1.0]`` without deep supervision. The KL term uses the same weights."""
+        weights = getattr(self.loss, "weight_factors", None)
+        return [1.0] if weights is None else [float(w) for w in weights]
 
     def on_train_start(self):
         super().on_train_start()
@@ -136,11 +174,17 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
         return compose
 
     # ------------------------------------------------------------------------------------------ training step
-    def compute_loss(self, data: torch.Tensor, target, boxes: torch.Tensor | None = None) -> dict:
+    def trusted_samples(self, keys) -> torch.Tensor:
+        """``(B,)`` bool: False for the batch's pseudo-labelled cases (their label is a teacher's output)."""
+        return torch.tensor([key not in self.kd_pseudo_labelled_cases for key in keys], dtype=torch.bool,
+                            device=self.device)
+
+    def compute_loss(self, data: torch.Tensor, target, boxes: torch.Tensor | None = None,
+                     trusted: torch.Tensor | None = None) -> dict:
         """The teachers first (their activations are freed before the student keeps its own for the backward pass),
         then the student's forward, nnU-Net's segmentation loss and the distillation terms (DistillationObjective)."""
         targets = list(target) if isinstance(target, (list, tuple)) else [target]
-        teacher_targets = self.kd_objective.teach(data, targets, boxes)
+        teacher_targets = self.kd_objective.teach(data, targets, boxes, trusted)
         output = self.network(data)
         seg = self.loss(output, target)
         outputs = list(output) if isinstance(output, (list, tuple)) else [output]
@@ -156,8 +200,9 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
         target = [t.to(self.device, non_blocking=True) for t in target] if isinstance(target, list) \
             else target.to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
+        trusted = self.trusted_samples(batch["keys"]) if self.kd_pseudo_labelled_cases else None
         with autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context():
-            losses = self.compute_loss(data, target, boxes)
+            losses = self.compute_loss(data, target, boxes, trusted)
         loss = losses["loss"]
         adapters = list(self.kd_objective.parameters())
         parameters = [*self.network.parameters(), *adapters]
@@ -210,12 +255,16 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
 
 
 class nnUNetTrainerKD(nnUNetTrainerDistillationBase):
-    """Logit distillation only: Seg + β·KL (1..N teachers, adaptive per-sample weights)."""
+    """Logit distillation only: Seg + β·KL (1..N teachers, adaptive per-sample weights); a spec with feature_stages
+    is refused (train nnUNetTrainerMKD for features)."""
+
+    fixed_hyper_parameters = ("feature_stages",)
 
 
 class nnUNetTrainerMKD(nnUNetTrainerDistillationBase):
-    """Multi-scale distillation: Seg + α·Mid + β·KL with features of the first three encoder stages (MSE after
-    1x1x1 adapters) and logits, from 1..N teachers with adaptive per-sample weights."""
+    """Multi-scale distillation: Seg + α·Mid + β·KL with features (by default the first three encoder stages; the
+    spec's feature_stages replace them) aligned by MSE after 1x1x1 adapters, and logits, from 1..N teachers with
+    adaptive per-sample weights."""
 
     feature_stages = ("encoder.stages.0", "encoder.stages.1", "encoder.stages.2")
 
@@ -224,18 +273,21 @@ class nnUNetTrainerMKD_LowLevel(nnUNetTrainerMKD):
     """Ablation (IJCNN-2026 paper: low-level features distil best): the first encoder stage only."""
 
     feature_stages = ("encoder.stages.0",)
+    fixed_hyper_parameters = ("feature_stages",)
 
 
 class nnUNetTrainerMKD_ATRC(nnUNetTrainerMKD):
     """Mid = attention transfer + region contrast (Ben Loussaief et al.), channel-free: no adapters."""
 
     feature_loss = "at_rc"
+    fixed_hyper_parameters = ("feature_loss",)
 
 
 class nnUNetTrainerMKD_Uniform(nnUNetTrainerMKD):
     """Ablation: every teacher weighs the same (no adaptive weighting)."""
 
     weighting = "uniform"
+    fixed_hyper_parameters = ("weighting",)
 
 
 class nnUNetTrainerMKD_PaperWeights(nnUNetTrainerMKD):
@@ -243,6 +295,22 @@ class nnUNetTrainerMKD_PaperWeights(nnUNetTrainerMKD):
     the worse teacher more weight (see nnunet_kd.distillation.teacher_weights)."""
 
     weighting = "paper_literal"
+    fixed_hyper_parameters = ("weighting",)
+
+
+class nnUNetTrainerMKD_DiceLovasz(nnUNetTrainerMKD):
+    """The multi-teacher paper's segmentation loss, Seg = 0.2·Dice + 0.3·Lovász (its eq. 5), in place of nnU-Net's
+    Dice + CE, on every deep-supervision output with nnU-Net's own weights. Not for datasets with an ignore label."""
+
+    def _build_loss(self):
+        if self.label_manager.has_ignore_label:
+            with exit_on_user_error(type(self).__name__):
+                raise ConfigurationError("the Dice + Lovász loss does not support an ignore label; train "
+                                         "nnUNetTrainerMKD (nnU-Net's Dice + CE) on this dataset")
+        nnunet_loss = super()._build_loss()  # only for nnU-Net's deep-supervision weights
+        weights = getattr(nnunet_loss, "weight_factors", None)
+        loss = DiceLovaszLoss(dice_weight=0.2, lovasz_weight=0.3, batch_dice=self.configuration_manager.batch_dice)
+        return loss if weights is None else DeepSupervisionWrapper(loss, weights)
 
 
 class nnUNetTrainerKDQuick(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerKD):

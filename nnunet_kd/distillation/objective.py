@@ -1,4 +1,5 @@
-"""The distillation objective: frozen teachers + student outputs -> ``Seg + α·Mid + β·KL`` (Ben Loussaief et al.).
+"""The distillation objective: frozen teachers + student outputs -> ``Seg + α·Mid + β·KL`` (Ben Loussaief et al.,
+the multi-teacher paper).
 
 :class:`DistillationObjective` is an ``nn.Module`` whose only parameters are the feature adapters (1x1x1 convs for
 channel mismatches): the trainer puts them into its optimizer and checkpoint, never into the exported network.
@@ -13,12 +14,15 @@ never add up); the losses of steps 3-5 are its ``forward``:
    normalisation and, for box-guided teachers, with the axial boxes of the batch's full-resolution target appended
    (computed by the trainer's data-augmentation workers);
 2. per sample, teacher weights ``w (B, J)`` from the teachers' probabilities (T = 1) and the target
-   (:func:`~nnunet_kd.distillation.teacher_weights.compute_teacher_weights`);
+   (:func:`~nnunet_kd.distillation.teacher_weights.compute_teacher_weights`); a sample whose label came from a
+   teacher (a pseudo-labelled case, ``trusted`` False) gets the fallback weights: agreement with a teacher's own
+   output would always favour that teacher;
 3. KL: the fused target at every deep-supervision scale is ``Σ_j w_j · softmax(z_j / T)`` (the teacher's own
    deep-supervision output when its pooling matches the student's, else its full-resolution probabilities pooled to
    that scale); the softened KL of each scale is weighted with nnU-Net's deep-supervision weights (from the trainer);
 4. Mid: for each named stage and teacher, the feature loss (MSE/cosine after adapters, or attention transfer +
-   region contrast) weighted per sample with ``w_j``; averaged over stages, summed over teachers. A teacher of another
+   region contrast) weighted per sample with ``w_j``; averaged over stages, summed over teachers. A teacher with
+   several folds contributes the mean of its folds' features (as its KL target is the mean of their probabilities). A teacher of another
    architecture names its own matching modules (:func:`teacher_stage_names`); transformer tokens are put back on
    their patch grid (:func:`~nnunet_kd.distillation.feature_capture.feature_map`);
 5. total = Seg + α·Mid + β·KL.
@@ -130,7 +134,7 @@ class DistillationObjective(nn.Module):
         self.attention = AttentionTransferLoss()
         self.region_contrast = RegionContrastLoss()
         self._student_recorder: FeatureRecorder | None = None
-        self._teacher_recorders: list[FeatureRecorder] = []
+        self._teacher_recorders: list[list[FeatureRecorder]] = []  # per teacher, one per fold
         self.student_stages: list[str] = []
         self.teacher_stages: list[list[str]] = []
 
@@ -153,7 +157,9 @@ class DistillationObjective(nn.Module):
         with torch.no_grad():
             for teacher in self.teachers:
                 try:
-                    teacher.networks[0](teacher.prepare_input(example, example_target))
+                    x = teacher.prepare_input(example, example_target)
+                    for network in teacher.networks if self.config.feature_stages else teacher.networks[:1]:
+                        network(x)
                 except Exception as error:  # any architecture's own failure, e.g. a fixed-size position embedding
                     raise ConfigurationError(
                         f"teacher {teacher.label} cannot process the student's patch {list(example.shape[2:])}: "
@@ -166,9 +172,8 @@ class DistillationObjective(nn.Module):
             student.train(was_training)
         spatial = example.shape[2:]
         student_maps = [self._map(self._student_recorder, stage, spatial, "student") for stage in self.student_stages]
-        teacher_maps = [[self._map(recorder, stage, spatial, f"teacher {teacher.label}") for stage in stages]
-                        for teacher, recorder, stages in zip(self.teachers, self._teacher_recorders,
-                                                             self.teacher_stages, strict=True)]
+        teacher_maps = [[self._teacher_map(j, s, spatial) for s in range(len(self.student_stages))]
+                        for j in range(len(self.teachers))]
         if self.config.feature_loss in ("mse", "cosine"):
             spatial_dims = example.ndim - 2
             for s, student_map in enumerate(student_maps):
@@ -188,16 +193,15 @@ class DistillationObjective(nn.Module):
         for teacher in self.teachers:
             names = teacher_stage_names(teacher.spec, self.config.feature_stages, teacher.label)
             stages = [resolve_stage_name(teacher.networks[0], s) for s in names]
-            try:
-                recorder = FeatureRecorder(teacher.networks[0], stages)
+            try:  # every fold: the teacher's features are the mean over its folds, like its probabilities
+                recorders = [FeatureRecorder(network, stages).attach() for network in teacher.networks]
             except ConfigurationError as error:
                 hint = "" if teacher.spec.feature_stages else (
                     " (a teacher of another architecture names its own modules, one per student stage, in its "
                     "spec entry's feature_stages)")
                 raise ConfigurationError(f"teacher {teacher.label}: {error}{hint}") from None
-            recorder.attach()
             self.teacher_stages.append(stages)
-            self._teacher_recorders.append(recorder)
+            self._teacher_recorders.append(recorders)
 
     @staticmethod
     def _map(recorder: FeatureRecorder, stage: str, spatial: torch.Size, who: str) -> Tensor:
@@ -206,21 +210,31 @@ class DistillationObjective(nn.Module):
         except ConfigurationError as error:
             raise ConfigurationError(f"{who}, stage {stage}: {error}") from None
 
+    def _teacher_map(self, teacher: int, stage: int, spatial: torch.Size) -> Tensor:
+        """Teacher ``teacher``'s feature map ``(B, C, *s)`` matched to student stage ``stage``: the mean over its
+        folds, without gradients."""
+        name = self.teacher_stages[teacher][stage]
+        who = f"teacher {self.teachers[teacher].label}"
+        maps = [self._map(recorder, name, spatial, who).detach() for recorder in self._teacher_recorders[teacher]]
+        return maps[0] if len(maps) == 1 else torch.stack(maps).mean(dim=0)
+
     def compile_teachers(self) -> None:
         """``torch.compile`` every teacher network (all folds). Call after :meth:`prepare`: hooks registered
         later would not be traced."""
         for teacher in self.teachers:
             teacher.networks = [compile_keeping_hooks(network) for network in teacher.networks]
 
+    def _recorders(self) -> list[FeatureRecorder]:
+        student = [] if self._student_recorder is None else [self._student_recorder]
+        return student + [recorder for recorders in self._teacher_recorders for recorder in recorders]
+
     def detach_features(self) -> None:
-        for recorder in [self._student_recorder, *self._teacher_recorders]:
-            if recorder is not None:
-                recorder.detach()
+        for recorder in self._recorders():
+            recorder.detach()
 
     def _clear_features(self) -> None:
-        for recorder in [self._student_recorder, *self._teacher_recorders]:
-            if recorder is not None:
-                recorder.clear()
+        for recorder in self._recorders():
+            recorder.clear()
 
     # ------------------------------------------------------------------------------------------ teachers
     @torch.no_grad()
@@ -254,11 +268,12 @@ class DistillationObjective(nn.Module):
 
     # ------------------------------------------------------------------------------------------ loss
     @torch.no_grad()
-    def teach(self, data: Tensor, targets: list[Tensor], boxes: Tensor | None = None) -> TeacherTargets:
+    def teach(self, data: Tensor, targets: list[Tensor], boxes: Tensor | None = None,
+              trusted: Tensor | None = None) -> TeacherTargets:
         """Run the teachers on the batch: per-sample weights and the fused softened target at every output scale.
 
         Call it before the student's forward pass: the teachers' activations are then freed before the student keeps
-        its own for the backward pass (measured in ``benchmarks/README.md``). Teacher features for Mid stay in the
+        its own for the backward pass. Teacher features for Mid stay in the
         hooks until :meth:`forward`.
 
         Args:
@@ -267,6 +282,8 @@ class DistillationObjective(nn.Module):
                 shapes are the student's output shapes).
             boxes: ``(B, 1, *patch)`` axial box mask of ``targets[0]`` for box-guided teachers, if already computed
                 (else they are derived from ``targets[0]`` on the host).
+            trusted: ``(B,)`` bool, False for samples whose label a teacher made (pseudo-labelled cases): they get
+                the fallback teacher weights. None: every label is trusted.
         """
         shapes = [t.shape[2:] for t in targets]
         # only the adaptive schemes with several teachers look at the teachers' T = 1 probabilities and the label;
@@ -275,7 +292,7 @@ class DistillationObjective(nn.Module):
         results = [self.run_teacher(t, data, targets[0], shapes, agreement, boxes) for t in self.teachers]
         weights = compute_teacher_weights([plain if agreement else soft[0] for soft, plain in results],
                                           targets[0] if agreement else None, self.config.weighting,
-                                          self.fixed_weights)
+                                          self.fixed_weights, trusted=trusted if agreement else None)
         fused = None
         if self.config.beta > 0:
             fused = results[0][0] if len(self.teachers) == 1 else [
@@ -315,8 +332,8 @@ class DistillationObjective(nn.Module):
         spatial = target.shape[2:]
         for s, stage in enumerate(self.student_stages):
             fs = feature_map(student_features[stage], spatial)
-            for j, recorder in enumerate(self._teacher_recorders):
-                ft = feature_map(recorder.features[self.teacher_stages[j][s]], spatial).detach()
+            for j in range(len(self.teachers)):
+                ft = self._teacher_map(j, s, spatial)
                 sample_weights = weights[:, j]
                 if self.config.feature_loss == "at_rc":
                     term = self.attention(fs, ft, sample_weights=sample_weights) + self.region_contrast(

@@ -17,13 +17,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from nnunet_kd.errors import InputError
 from nnunet_kd.metrics.bounding import bounding_slices
+from nnunet_kd.pseudo_labels import layout
 from nnunet_kd.pseudo_labels.cleanup import outside_boxes
+from nnunet_kd.pseudo_labels.source_cases import KIND_PSEUDO
 
 FLAG_EMPTY_BOX = "empty_box"
 FLAG_LOW_FILL = "low_fill"
@@ -191,3 +196,29 @@ def provenance_csv(records: list[CaseRecord]) -> str:
 def provenance_json(records: list[CaseRecord], summary: dict) -> str:
     """The provenance table as JSON text: ``{"summary": ..., "cases": [...]}``."""
     return json.dumps({"summary": summary, "cases": [r.to_dict() for r in records]}, indent=2) + "\n"
+
+
+def pseudo_labelled_cases(dataset_folder: str | os.PathLike) -> frozenset[str]:
+    """The cases of an exported dataset whose label a teacher made (``kind`` ``pseudo`` in their provenance record).
+
+    Args:
+        dataset_folder: a raw dataset folder, ``$nnUNet_raw/Dataset<id>_<name>``.
+
+    Returns:
+        Case names as in ``labelsTr``; empty for a dataset that the export did not write.
+
+    Raises:
+        InputError: a provenance record is not valid JSON.
+    """
+    records = Path(dataset_folder) / layout.CASES
+    if not records.is_dir():
+        return frozenset()
+    cases = set()
+    for record_file in sorted(records.glob("*.json")):
+        try:
+            record = json.loads(record_file.read_text())
+        except (OSError, ValueError) as error:
+            raise InputError(f"provenance record {record_file} cannot be read: {error}") from None
+        if record.get("kind") == KIND_PSEUDO:
+            cases.add(record["case"])
+    return frozenset(cases)

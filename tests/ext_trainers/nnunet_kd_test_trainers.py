@@ -11,7 +11,7 @@ import torch
 
 from nnunet_kd.boxes.channel import box_channel_of_labels
 from nnunet_kd.trainers.box_guided import nnUNetTrainerBoxGuided
-from nnunet_kd.trainers.knowledge_distillation import nnUNetTrainerMKD
+from nnunet_kd.trainers.knowledge_distillation import nnUNetTrainerMKD, nnUNetTrainerMKD_DiceLovasz
 from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerQuickNoMirroring
 from nnunet_kd.trainers.size_balanced import nnUNetTrainerMKDSizeBalanced
 
@@ -39,9 +39,8 @@ class SeededMixin:
 
 
 class nnUNetTrainerBoxGuided_test(SeededMixin, NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerBoxGuided):
-    """250 iterations with the quick schedule's AdamW: enough for the teacher to follow its boxes (seeded runs on
-    2026-11-23 reached pseudo Dice > 0.8 by epoch 6; with nnU-Net's SGD they often stayed at 0, see trainers/quick.py).
-    """
+    """250 iterations with the quick schedule's AdamW: enough for the teacher to follow its boxes (seeded runs reach
+    pseudo Dice > 0.8 by epoch 6; with nnU-Net's SGD they often stayed at 0, see trainers/quick.py)."""
 
     quick_num_epochs = 25
     quick_iterations_per_epoch = 10
@@ -60,7 +59,15 @@ class nnUNetTrainerMKD_test(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerM
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.save_every = 1
 
-    def compute_loss(self, data, target, boxes=None):
+    def initialize(self):
+        super().initialize()
+        # the KL term must weigh the student's deep-supervision outputs exactly as nnU-Net's own loss does
+        nnunet_weights = [float(w) for w in self.loss.weight_factors]
+        assert len(nnunet_weights) > 1, "deep supervision is off"
+        assert self.kd_objective.ds_weights == nnunet_weights == self.kd_objective.kl.weights, "weights differ"
+        self.print_to_log_file(f"distillation deep-supervision weights checked: {nnunet_weights}")
+
+    def compute_loss(self, data, target, boxes=None, trusted=None):
         # the box channel that the data-augmentation workers appended for the box-guided teacher must be exactly the
         # axial boxes of this batch's augmented full-resolution label, and the student must see the image only
         if self.teacher_box_axis is not None:
@@ -68,7 +75,7 @@ class nnUNetTrainerMKD_test(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerM
             assert boxes is not None and torch.equal(boxes, expected.to(boxes.dtype)), "box channel differs"
             assert data.shape[1] == self.num_input_channels, f"student sees {data.shape[1]} channels"
             self.box_batches_checked = getattr(self, "box_batches_checked", 0) + int(expected.any())
-        return super().compute_loss(data, target, boxes)
+        return super().compute_loss(data, target, boxes, trusted)
 
     def on_train_end(self):
         self.print_to_log_file(f"box channel checked on {getattr(self, 'box_batches_checked', 0)} batches with boxes")
@@ -95,6 +102,14 @@ class nnUNetTrainerBoxGuided_smoke(NoMirroringMixin, QuickScheduleMixin, nnUNetT
 
 class nnUNetTrainerMKD_smoke(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerMKD):
     """One epoch of two iterations (pipeline smoke test)."""
+
+    quick_num_epochs = 1
+    quick_iterations_per_epoch = 2
+    quick_val_iterations_per_epoch = 1
+
+
+class nnUNetTrainerMKD_DiceLovasz_test(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerMKD_DiceLovasz):
+    """The Dice + Lovász variant: one epoch of two iterations."""
 
     quick_num_epochs = 1
     quick_iterations_per_epoch = 2

@@ -61,6 +61,9 @@ def test_mkd_with_two_teachers_resume_validation_and_student_prediction(nnunet_e
     checked = [line for path in fold.glob("training_log_*.txt") for line in path.read_text().splitlines()
                if "box channel checked on" in line]
     assert checked and int(checked[0].split("checked on ")[1].split()[0]) >= 1, checked
+    # and the KL term's deep-supervision weights with nnU-Net's own (the trainer stops on a difference)
+    assert any("distillation deep-supervision weights checked" in path.read_text()
+               for path in fold.glob("training_log_*.txt"))
 
     # --c: the teachers are reloaded and the adapters restored (then saved again unchanged: no epoch left to run)
     nnunet_env.run("nnUNetv2_train", "901", TINY_CONFIG, "0", "-tr", STUDENT, "-device", "cpu", "--c",
@@ -87,6 +90,16 @@ def test_mkd_with_two_teachers_resume_validation_and_student_prediction(nnunet_e
                    "-nps", "0", NNUNET_KD_SPEC="/nonexistent/spec.json")
     assert len(list(out.glob("*.nii.gz"))) == 2
     assert _teacher_hashes(box_teacher, plain_teacher) == before  # teachers untouched
+
+
+def test_dice_lovasz_variant_trains_with_deep_supervision(nnunet_env, box_teacher, plain_teacher, spec_file):
+    trainer = "nnUNetTrainerMKD_DiceLovasz_test"
+    nnunet_env.run("nnUNetv2_train", "901", TINY_CONFIG, "0", "-tr", trainer, "-device", "cpu",
+                   NNUNET_KD_SPEC=str(spec_file))
+    fold = nnunet_env.results / DATASET_NAME / f"{trainer}__nnUNetPlans__{TINY_CONFIG}" / "fold_0"
+    log = torch.load(fold / "checkpoint_final.pth", map_location="cpu", weights_only=False)["logging"]
+    # Seg is 0.2·Dice + 0.3·Lovász: at most 0.5 per output, and nnU-Net's weights sum to 1 (Dice + CE would be ~1.5)
+    assert 0 < log["kd_seg"][0] <= 0.5
 
 
 def _train_error(nnunet_env, spec, fold="1"):

@@ -313,3 +313,54 @@ def test_trainer_runs_the_teachers_before_the_student_and_the_order_does_not_cha
     by_hand = objective(outputs, targets, trainer.loss(outputs, targets), objective.teach(data, targets))
     for key in ("loss", "seg", "mid", "kl"):
         assert losses[key].item() == pytest.approx(by_hand[key].item(), rel=1e-6) and losses[key].item() > 0
+
+
+# ---------------------------------------------------------------- several folds, pseudo-labelled samples
+
+
+def test_teacher_with_two_folds_aligns_the_student_with_the_mean_of_both_folds_features():
+    student, fold_a, fold_b = unet(), unet(), unet()
+    with torch.no_grad():
+        for p in fold_b.parameters():
+            p.mul_(-1.5)  # a second fold with other weights: other features
+    teacher = frozen(fold_a)
+    fold_b.eval().requires_grad_(False)
+    teacher.networks, teacher.folds = [fold_a, fold_b], (0, 1)
+    stage = "encoder.stages.0"
+    objective = DistillationObjective([teacher], KDConfig(alpha=1.0, beta=0.0, feature_stages=(stage,)), DS_WEIGHTS)
+    data, targets = batch()
+    objective.prepare(student, data[:1], targets[0][:1])
+    teacher_targets = objective.teach(data, targets)
+    mid = objective(student(data), targets, torch.tensor(0.0), teacher_targets)["mid"]
+
+    def features(network: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return network.encoder.stages[0](x)
+
+    student.eval()  # same function as in the objective's forward above (InstanceNorm: no running statistics)
+    mean = (features(fold_a, data) + features(fold_b, data)) / 2
+    expected = (features(student, data) - mean).square().mean()  # same channel count: the adapter is the identity
+    assert mid.item() == pytest.approx(expected.item(), rel=1e-5)
+    only_a = (features(student, data) - features(fold_a, data)).square().mean()
+    assert abs(only_a.item() - expected.item()) > 1e-3 * expected.item()  # fold 0 alone would be another loss
+
+
+def test_pseudo_labelled_samples_get_the_fallback_weights_instead_of_agreement():
+    # the oracle agrees with the label; on a sample whose label is a teacher's output (trusted False) agreement means
+    # nothing, so the weights are the fallback: uniform here, the fixed weights when given
+    class Oracle(nn.Module):
+        def forward(self, x):
+            fg = (x[:, -1:] > 0).float()
+            logits = torch.cat([torch.zeros_like(fg), 10 * (2 * fg - 1)], dim=1)
+            return [logits, logits[:, :, ::2, ::2, ::2]]
+
+    data, targets = batch()
+    trusted = torch.tensor([True, False])
+    objective = DistillationObjective([frozen(Oracle(), needs_boxes=True), frozen(unet())],
+                                      KDConfig(alpha=0.0, beta=1.0), DS_WEIGHTS)
+    weights = objective.teach(data, targets, trusted=trusted).weights
+    assert weights[0, 0] > 0.9
+    assert torch.allclose(weights[1], torch.tensor([0.5, 0.5]))
+    fixed = DistillationObjective([frozen(Oracle(), needs_boxes=True), frozen(unet())],
+                                  KDConfig(alpha=0.0, beta=1.0), DS_WEIGHTS, fixed_weights=[1.0, 3.0])
+    assert torch.allclose(fixed.teach(data, targets, trusted=trusted).weights[1], torch.tensor([0.25, 0.75]))

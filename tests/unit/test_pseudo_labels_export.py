@@ -299,3 +299,13 @@ def test_parts_started_together_share_the_fresh_folder(env):
     (env / "raw" / "Dataset501_PseudoLabels" / "imagesTr").mkdir(parents=True)  # another part is setting it up
     folder = run_export(num_parts=2, part_id=1)
     assert len(list((folder / "provenance" / "cases").iterdir())) == 2  # cases 1 and 3 of 5
+
+
+def test_pseudo_labelled_cases_are_read_from_the_provenance(env):
+    from nnunet_kd.pseudo_labels.provenance import pseudo_labelled_cases
+
+    folder = run_export()
+    labelled = sorted(p.name[: -len(".nii.gz")] for p in (folder / "labelsTr").glob("*.nii.gz"))
+    pseudo = pseudo_labelled_cases(folder)
+    assert pseudo and pseudo == {case for case in labelled if case.startswith("weak_")}
+    assert pseudo_labelled_cases(env / "raw" / "Dataset900_Strong") == frozenset()  # not made by the export
