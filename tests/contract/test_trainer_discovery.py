@@ -31,6 +31,19 @@ def test_lookup_folder_holds_only_the_reexport_module():
     assert not [p for p in trainer_dir().iterdir() if p.is_dir() and p.name != "__pycache__"]
 
 
+def test_every_trainer_class_of_the_package_is_exported():
+    import importlib
+    import pkgutil
+
+    defined = set()
+    for info in pkgutil.iter_modules(nnunet_kd.trainers.__path__):
+        module = importlib.import_module(f"nnunet_kd.trainers.{info.name}")
+        defined |= {name for name, obj in vars(module).items() if inspect.isclass(obj)
+                    and issubclass(obj, nnUNetTrainer) and obj.__module__ == module.__name__
+                    and name.startswith("nnUNetTrainer")}
+    assert defined - {"nnUNetTrainerDistillationBase"} == set(SHIPPED)  # the base is not a trainer to train
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_trainer_is_found_and_is_the_package_class(ext_trainer, name):
     found = recursive_find_trainer_class_by_name(name)
