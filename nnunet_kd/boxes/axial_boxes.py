@@ -156,20 +156,3 @@ def axial_box_mask(
     label = np.asarray(label)
     boxes = axial_boxes_from_label(label, axial_axis, merge_per_slice, connectivity)
     return rasterize_boxes(boxes, label.shape, axial_axis)
-
-
-def boxes_from_mask(box_mask: np.ndarray, axial_axis: int = 0) -> list[AxialBox]:
-    """Recover the rectangles of a box mask: per slice, the tight rectangle of each 2D connected region.
-
-    Overlapping rectangles on one slice come back as one (their union's bounding box); that is all a binary
-    mask can tell.
-    """
-    volume = np.moveaxis(np.asarray(box_mask) > 0, axial_axis, 0)
-    boxes: list[AxialBox] = []
-    structure = _structure(2, 8)
-    for z in np.flatnonzero(volume.reshape(volume.shape[0], -1).any(axis=1)):
-        regions, _ = ndimage.label(volume[z], structure=structure)
-        for index, slices in enumerate(ndimage.find_objects(regions), start=1):
-            boxes.append(AxialBox(int(z), slices[0].start, slices[0].stop - 1, slices[1].start, slices[1].stop - 1,
-                                  lesion=index))
-    return sorted(boxes)

@@ -28,27 +28,6 @@ def normalised_weights(weights: Sequence[float]) -> list[float]:
     return [w / total for w in values]
 
 
-def weighted_average(probabilities: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
-    """``sum_i w_i * p_i`` with the weights normalised to sum 1.
-
-    Args:
-        probabilities: one ``(C, z, y, x)`` probability map per teacher.
-        weights: one weight per map.
-
-    Returns:
-        ``(C, z, y, x)`` float32 average (still sums to 1 over C).
-    """
-    if len(probabilities) != len(weights):
-        raise ValueError(f"{len(probabilities)} probability maps but {len(weights)} weights")
-    shapes = {p.shape for p in probabilities}
-    if len(shapes) != 1:
-        raise ValueError(f"probability maps differ in shape: {sorted(shapes)}")
-    result = np.zeros(probabilities[0].shape, dtype=np.float32)
-    for p, w in zip(probabilities, normalised_weights(weights), strict=True):
-        result += np.float32(w) * p.astype(np.float32, copy=False)
-    return result
-
-
 def fold_average_log_probabilities(fold_logits: Sequence[np.ndarray]) -> np.ndarray:
     """Average the softmax of several folds' logits and return it as log-probabilities.
 

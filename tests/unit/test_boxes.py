@@ -9,7 +9,6 @@ from nnunet_kd.boxes.axial_boxes import (
     AxialBox,
     axial_box_mask,
     axial_boxes_from_label,
-    boxes_from_mask,
     rasterize_boxes,
 )
 
@@ -79,16 +78,12 @@ def test_anisotropic_volume_boxes_are_in_voxel_units_and_every_label_voxel_is_bo
         assert plane[0].any() and plane[-1].any() and plane[:, 0].any() and plane[:, -1].any()
 
 
-def test_rasterize_clips_to_volume_and_roundtrips_through_boxes_from_mask():
+def test_rasterize_clips_to_the_volume():
     boxes = [AxialBox(0, 1, 2, 1, 3), AxialBox(1, -3, 1, 8, 20)]
     mask = rasterize_boxes(boxes, (2, 5, 10))
     assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, 1}
     assert mask[0].sum() == 2 * 3 and mask[1].sum() == 2 * 2  # second box clipped to rows 0..1, cols 8..9
-    recovered = boxes_from_mask(mask)
-    assert [(b.slice_index, b.row_min, b.row_max, b.col_min, b.col_max) for b in recovered] == [
-        (0, 1, 2, 1, 3),
-        (1, 0, 1, 8, 9),
-    ]
+    assert mask[0, 1:3, 1:4].all() and mask[1, 0:2, 8:10].all()
 
 
 def test_empty_label_and_invalid_input():
