@@ -77,7 +77,7 @@ COLUMNS = (
 
 @dataclass(frozen=True)
 class LungPetCtDxOptions(ConversionOptions):
-    """Conversion settings (defaults follow the paper and ``notes/datasets.md``)."""
+    """Conversion settings (defaults follow the mixed-supervision paper and the dataset's TCIA documentation)."""
 
     min_z_length_mm: float = 160.0
     max_z_length_mm: float = 600.0
@@ -118,7 +118,8 @@ def subject_short(patient_id: str) -> str:
 
 
 def series_grid(series: DicomSeries) -> Grid:
-    """The voxel grid :func:`~nnunet_kd.dataset_conversion.dicom_series.read_series_image` will give the series (from headers only)."""
+    """The voxel grid :func:`~nnunet_kd.dataset_conversion.dicom_series.read_series_image` will give the series (from
+    headers only)."""
     ordered = series.sorted_slices()
     spacing = check_slice_spacing(series.slice_offsets())
     return Grid(

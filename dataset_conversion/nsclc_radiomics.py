@@ -245,7 +245,7 @@ def convert_case(
 ) -> dict[str, Any]:
     """Rasterise the chosen ROIs, read the CT, crop and write; returns manifest fields.
 
-    With ``grid_indices`` (from :func:`~nnunet_kd.dataset_conversion.dicom_series.regular_grid_indices`) missing slices are filled:
+    With ``grid_indices`` (from :func:`~.dicom_series.regular_grid_indices`) missing slices are filled:
     the CT by linear interpolation between its neighbours, the label with the nearer neighbour's.
     """
     import SimpleITK as sitk

@@ -4,4 +4,4 @@ Importing the package is cheap: no torch, no nnU-Net. Public functions live in t
 (``nnunet_kd.boxes.axial_boxes``, ``nnunet_kd.synthetic.chest_phantom``, ...), the console command is ``nnunet_kd``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,9 +1,9 @@
 """Distillation trainers: frozen teachers supervise the student through softened logits and features.
 
 ``nnUNetTrainerDistillationBase`` owns the training step (nnU-Net 2.8.1's ``train_step`` with one change: the loss
-comes from :meth:`compute_loss`); everything else is in :mod:`nnunet_kd.distillation.objective`. Teachers and hyper-parameters
-come from the spec file (:mod:`nnunet_kd.distillation.spec`), checked in ``__init__`` so that a bad spec stops the
-run before any training. Variants set class attributes only, and list in ``fixed_hyper_parameters`` the ones their
+comes from :meth:`compute_loss`); everything else is in :mod:`nnunet_kd.distillation.objective`. Teachers and
+hyper-parameters come from the spec file (:mod:`nnunet_kd.distillation.spec`), checked in ``__init__`` so that a
+bad spec stops the run before any training. Variants set class attributes only, and list in ``fixed_hyper_parameters`` the ones their
 name promises (``nnUNetTrainerKD``: no feature stages, logits only); a spec may not set those. Cases that came from
 the pseudo-label export (their provenance beside the raw dataset says so) get the fallback teacher weights.
 
@@ -105,8 +105,8 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
 
     def _do_i_compile(self):
         # nnU-Net asks (in its initialize) before the objective and its feature hooks exist; our initialize compiles
-        # the student once they do (hooks first, then compile: measured to give eager's losses and gradients,
-        # benchmarks/README.md). Under DDP the student stays eager: compiling inside the DDP wrapper is unverified.
+        # the student once they do (hooks first, then compile: this order gives eager's losses and
+        # gradients). Under DDP the student stays eager: compiling inside the DDP wrapper is unverified.
         return getattr(self, "kd_objective", None) is not None and not self.is_ddp and super()._do_i_compile()
 
     # ------------------------------------------------------------------------------------------ set-up

@@ -3,11 +3,11 @@
 Like nnU-Net's own ``nnUNetTrainer_5epochs``, they change the schedule: the mixin is combined with any trainer, so
 ``class nnUNetTrainerBoxGuidedQuick(QuickScheduleMixin, nnUNetTrainerBoxGuided)`` is the box-guided teacher on the
 quick schedule. The quick schedule also swaps nnU-Net's optimiser (SGD, lr 1e-2, Nesterov momentum 0.99) for AdamW
-(lr 3e-3, nnU-Net's weight decay and poly decay, as in nnU-Net's own ``nnUNetTrainerAdam`` variants). Measured on
-the integration phantoms (box-guided teacher, 200 iterations, same seeds, 2026-11-23): with SGD the first epochs
-collapse to an all-background prediction and recover after a random number of epochs, or not within 200 iterations
-(pseudo Dice 0.00 at the end for 2 of 3 seeded runs; one CI run failed this way); with AdamW pseudo Dice passed 0.4
-in the second epoch and ended above 0.8. With nnU-Net's 1000 epochs SGD recovers; with 20 it does not reliably.
+(lr 3e-3, nnU-Net's weight decay and poly decay, as in nnU-Net's own ``nnUNetTrainerAdam`` variants): in a few
+hundred iterations SGD's first epochs collapse to an all-background prediction and recover after a random number of
+epochs, or not at all (pseudo Dice 0.00 after 200 iterations in 2 of 3 seeded runs of the box-guided teacher on the
+integration phantoms), while AdamW passes 0.4 pseudo Dice in the second epoch and ends above 0.8. With nnU-Net's 1000
+epochs SGD recovers. ``benchmarks/README.md`` has the measurements.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ class QuickScheduleMixin:
     something in minutes on 2 CPU cores.
 
     ``quick_min_foreground_patch_fraction`` raises nnU-Net's foreground oversampling (0.33) to at least this share
-    (a trainer that asks for more, like the box-guided teacher's 1.0, keeps its own). Measured on the integration
-    phantoms (plain U-Net, 24x32x32 patches, 200 AdamW iterations, 2026-11-23): with 0.33 the pseudo Dice stayed
-    below 0.1; with tumour-centred patches only it reached 0.85 but the test predictions held 2-10x too many voxels
-    (tumour-free regions were never seen); half and half is the compromise.
+    (a trainer that asks for more, like the box-guided teacher's 1.0, keeps its own). On the integration phantoms
+    (plain U-Net, 24x32x32 patches, 200 AdamW iterations) 0.33 keeps the pseudo Dice below 0.1, and tumour-centred
+    patches only reach 0.85 but predict 2-10x too many voxels on test cases (tumour-free regions are never seen);
+    half and half is the compromise.
     """
 
     quick_num_epochs: int = 20

@@ -6,15 +6,16 @@ then a tumour has no box at all. :func:`augment_boxes` simulates each of these o
 - **margin**: per box, all four edges move outwards by the same amount drawn from ``margin_mm`` (negative values
   shrink the box);
 - **shift**: per box, the whole rectangle moves by a draw from ``[-shift_mm, shift_mm]`` along rows and columns;
-- **edge jitter**: each of the four edges additionally moves by its own draw from ``[-edge_jitter_mm, +edge_jitter_mm]``;
+- **edge jitter**: each of the four edges additionally moves by its own draw from
+  ``[-edge_jitter_mm, +edge_jitter_mm]``;
 - **dropped slices**: each box is removed with ``slice_drop_probability`` (a lesion keeps at least one box, its
   largest, otherwise it would be a missing lesion);
 - **missing lesion**: with ``lesion_drop_probability`` all boxes of a lesion are removed and the lesion is reported,
   so that the caller removes it from the target too (no box means "do not segment": the box is the instruction).
 
 Merged-per-slice boxes (one rectangle per slice around every lesion, as in the paper's code) are derived upstream
-(:func:`nnunet_kd.boxes.axial_boxes.axial_boxes_from_label`); augmentation then treats each merged box as its own lesion.
-A box never shrinks below one pixel and is clipped to the slice.
+(:func:`~nnunet_kd.boxes.axial_boxes.axial_boxes_from_label`); augmentation then treats each merged box as its own
+lesion. A box never shrinks below one pixel and is clipped to the slice.
 """
 
 from __future__ import annotations

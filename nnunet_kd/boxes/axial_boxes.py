@@ -86,7 +86,7 @@ def axial_boxes_from_label(
         raise ValueError(f"expected a 3D label map, got shape {label.shape}")
     foreground = np.moveaxis(label, axial_axis, 0) > 0
     # label only the foreground's bounding block: lesions do not depend on the background around them, and a tumour
-    # fills a small part of a training patch (measured: 21 ms -> about 2 ms for an 80x160x160 patch)
+    # fills a small part of a training patch (about 10x faster on an 80x160x160 patch)
     offset = _bounding_block(foreground)
     boxes: list[AxialBox] = []
     if offset is None:

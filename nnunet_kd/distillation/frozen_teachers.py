@@ -184,7 +184,8 @@ def load_teacher(spec: TeacherSpec, label: str, student: StudentContext, device:
                                                         spec.configuration)
     return FrozenTeacher(spec=spec, label=label, networks=networks, model_folder=folder, folds=folds,
                          needs_boxes=cm.previous_stage_name is not None,
-                         box_axial_axis=axial_axis_after_transpose(manager.transpose_forward), normalization=normalization,
+                         box_axial_axis=axial_axis_after_transpose(manager.transpose_forward),
+                         normalization=normalization,
                          strides=[list(s) for s in cm.pool_op_kernel_sizes], checkpoint_hashes=hashes)
 
 

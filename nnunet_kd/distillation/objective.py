@@ -22,9 +22,9 @@ never add up); the losses of steps 3-5 are its ``forward``:
    that scale); the softened KL of each scale is weighted with nnU-Net's deep-supervision weights (from the trainer);
 4. Mid: for each named stage and teacher, the feature loss (MSE/cosine after adapters, or attention transfer +
    region contrast) weighted per sample with ``w_j``; averaged over stages, summed over teachers. A teacher with
-   several folds contributes the mean of its folds' features (as its KL target is the mean of their probabilities). A teacher of another
-   architecture names its own matching modules (:func:`teacher_stage_names`); transformer tokens are put back on
-   their patch grid (:func:`~nnunet_kd.distillation.feature_capture.feature_map`);
+   several folds contributes the mean of its folds' features (as its KL target is the mean of their probabilities).
+   A teacher of another architecture names its own matching modules (:func:`teacher_stage_names`); transformer
+   tokens are put back on their patch grid (:func:`~nnunet_kd.distillation.feature_capture.feature_map`);
 5. total = Seg + α·Mid + β·KL.
 """
 

@@ -172,7 +172,8 @@ def parse_teacher_argument(text: str) -> dict[str, Any]:
     """``DATASET:TRAINER[__PLANS]:CONFIGURATION[:FOLDS[:WEIGHT]]`` (FOLDS: ``same`` or ``0,1``) -> a spec entry.
 
     Raises:
-        ConfigurationError: malformed text (see :func:`~nnunet_kd.distillation.teacher_identifiers.parse_teacher_identifiers`) or
+        ConfigurationError: malformed text (see
+            :func:`~nnunet_kd.distillation.teacher_identifiers.parse_teacher_identifiers`) or
             a fold that is neither a number nor ``all``.
     """
     parsed = parse_teacher_identifiers(text)

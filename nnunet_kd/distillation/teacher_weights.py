@@ -4,15 +4,16 @@ Schemes (``weights`` has shape ``(B, J)`` for ``J`` teachers; every row sums to 
 
 - ``'uniform'``: ``w_j = 1/J``.
 - ``'fixed'``: the given ``fixed_weights``, normalised to sum 1, the same for every sample.
-- ``'adaptive'`` (default; paper 003 §3.3 in spirit: the teacher that agrees better with the label weighs more):
+- ``'adaptive'`` (default; the multi-teacher paper's §3.3 in spirit: the teacher that agrees better with the label
+  weighs more):
   ``w_j = (a_j + eps) / Σ_k (a_k + eps)`` where ``a_j ∈ [0, 1]`` is teacher j's agreement with the label on that
   sample, the soft Dice ``2 Σ p·y / (Σ p + Σ y)`` between its probabilities and the one-hot label, averaged over
   the foreground classes present in the sample's label. Weights are strictly positive, and a teacher with higher
   agreement always gets the larger weight.
 - ``'paper_literal'``: ``w_j = DiceLoss_j / Σ_k DiceLoss_k`` with ``DiceLoss_j = 1 − a_j``, exactly as printed
-  in paper 003 (§3.3). Note that this gives the *worse* teacher the larger weight (and a perfect teacher weight
-  0); it is kept under this explicit name only to reproduce the paper. If every teacher is perfect on a sample
-  (``Σ DiceLoss = 0``) the fallback applies.
+  in the multi-teacher paper (Ben Loussaief et al., §3.3). Note that this gives the *worse* teacher the larger
+  weight (and a perfect teacher weight 0); it is kept under this explicit name only to reproduce the paper. If
+  every teacher is perfect on a sample (``Σ DiceLoss = 0``) the fallback applies.
 
 Fallback (adaptive schemes): a sample whose label has no foreground (Dice undefined), that is marked untrusted
 (``trusted[b] = False``, e.g. a pseudo-labelled case) or for which no target is given gets the normalised

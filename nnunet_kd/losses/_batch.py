@@ -1,4 +1,5 @@
-"""Batch reduction with optional per-sample weights (multi-teacher weighting of feature losses, paper 003 eq. 7)."""
+"""Batch reduction with optional per-sample weights (multi-teacher weighting of feature losses, the
+multi-teacher paper's eq. 7)."""
 
 from __future__ import annotations
 

@@ -53,7 +53,8 @@ class AttentionTransferLoss(nn.Module):
     """
 
     def __init__(self, p: float = 2.0, distance: Literal["l1", "l2"] = "l1", eps: float = 1e-12) -> None:
-        """Args: p: attention exponent. distance: ``'l1'`` (the multi-teacher paper, size-normalised) or ``'l2'``. eps: normalisation floor."""
+        """Args: p: attention exponent. distance: ``'l1'`` (the multi-teacher paper, size-normalised) or ``'l2'``.
+        eps: normalisation floor."""
         super().__init__()
         if not p > 0:
             raise ValueError(f"p must be > 0, got {p}")

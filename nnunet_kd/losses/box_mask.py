@@ -1,10 +1,10 @@
 """Loss of the dual-output student: segmentation loss + ``box_loss_weight`` × box-mask loss.
 
 The box target is derived from the segmentation target of the (augmented) patch itself: per sample, on the CPU,
-:func:`nnunet_kd.boxes.channel.box_channel_of_labels` fills the rectangle of every lesion on every axial slice. The patch axis that
-indexes axial slices depends on the plans' ``transpose_forward`` (``axial_axis``); a 2D patch is one axial slice.
-The box loss is nnU-Net's Dice + cross-entropy on the 2-class box mask (full resolution only: the box decoder has no
-deep supervision).
+:func:`~nnunet_kd.boxes.channel.box_channel_of_labels` fills the rectangle of every lesion on every axial slice. The
+patch axis that indexes axial slices depends on the plans' ``transpose_forward`` (``axial_axis``); a 2D patch is
+one axial slice. The box loss is nnU-Net's Dice + cross-entropy on the 2-class box mask (full resolution only: the
+box decoder has no deep supervision).
 """
 
 from __future__ import annotations

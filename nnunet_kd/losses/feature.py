@@ -1,4 +1,5 @@
-"""Feature alignment (FitNets-style; paper 000's feature-level and multi-scale KD) with a learned channel adapter.
+"""Feature alignment (FitNets-style; the weakly supervised KD paper's feature-level and
+multi-scale KD) with a learned channel adapter.
 
 The student feature goes through a 1×1×1 (1×1 in 2D) convolution to the teacher's channel count when the counts
 differ (identity otherwise), is resized (bi/trilinear) to the teacher's spatial size when the sizes differ, and is
@@ -7,10 +8,10 @@ compared with the detached teacher feature:
 - ``kind='mse'``: ``mean_{b,c,v} (s' − t)²``;
 - ``kind='cosine'``: ``1 − mean_{b,v} cos_c(s'_v, t_v)`` (cosine over channels at each voxel);
 
-with optional per-sample weights ``w_b`` (multi-teacher, paper 003 eq. 7) applied before the batch mean.
+with optional per-sample weights ``w_b`` (the multi-teacher paper's eq. 7) applied before the batch mean.
 
 The adapter's parameters are this module's parameters: the trainer adds them to the optimiser and saves them
-with its checkpoint, outside the exported network. Deviation from paper 000's code (notes/anchors.md §4.4), which
+with its checkpoint, outside the exported network. Deviation from the weakly supervised KD paper's code, which
 puts the adapter on the teacher side: here the frozen teacher feature stays the fixed target and only the student
 side is adapted, so the loss cannot be lowered by moving the target.
 """

@@ -1,8 +1,8 @@
 """Logit distillation: Kullback–Leibler divergence between temperature-softened class distributions.
 
-Hinton et al. (2015) as used by paper 003 (eq. 1–2): ``p = softmax(z / T)`` over the class dimension, one KL per
-voxel, averaged over the voxels. Reduction (see notes/anchors.md §4.1): **sum over classes, mean over batch and
-voxels**, times ``T²`` so that the soft-target gradient keeps the scale of the hard loss. Neither
+Hinton et al. (2015) as used by the multi-teacher paper (Ben Loussaief et al., eq. 1–2): ``p = softmax(z / T)``
+over the class dimension, one KL per voxel, averaged over the voxels. Reduction: **sum over classes, mean over batch
+and voxels**, times ``T²`` so that the soft-target gradient keeps the scale of the hard loss. Neither
 ``reduction='mean'`` (also divides by C) nor ``'batchmean'`` (grows with the patch volume) is used.
 """
 
@@ -42,8 +42,8 @@ class SoftenedKLDivergence(nn.Module):
     probability space before the loss. The target is detached: gradients reach the student logits only.
     Everything is computed in fp32 with autocast disabled, whatever the input dtypes.
 
-    Deviation from paper 003: eq. (2) prints ``KL(p^s ‖ p^t)``; we use Hinton's ``KL(p^t ‖ p^s)`` (the issue's
-    definition, the usual KD direction, gradient ``(q − p)/T`` per logit) and add the ``T²`` factor the paper omits.
+    Deviation from the multi-teacher paper: eq. (2) prints ``KL(p^s ‖ p^t)``; we use Hinton's ``KL(p^t ‖ p^s)`` (the
+    usual KD direction, gradient ``(q − p)/T`` per logit) and add the ``T²`` factor the paper omits.
 
     Masking: with ``mask`` (``(B, 1, *spatial)``, bool or float weights, e.g. an ignore-label or lung mask) the
     voxel mean becomes ``Σ m·kl / Σ m``; an all-zero mask gives 0. Region-based (sigmoid) outputs are not supported:

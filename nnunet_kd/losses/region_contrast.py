@@ -1,4 +1,4 @@
-"""Region contrast (paper 003 eq. 4, after Qin et al. [7], EMKD's region affinity).
+"""Region contrast (the multi-teacher paper's eq. 4, after Qin et al.'s EMKD region affinity).
 
 For one feature map ``F`` ``(C, *spatial)`` and the foreground ``m1`` / background ``m0 = 1 − m1`` of the label at
 the feature's resolution, the region means are ``μ_k = Σ_v F_v m_k,v / Σ_v m_k,v`` (vectors over channels) and

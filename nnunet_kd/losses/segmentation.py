@@ -53,7 +53,7 @@ def lovasz_softmax(probs: Tensor, target: Tensor) -> Tensor:
 
 def soft_dice_loss(probs: Tensor, target: Tensor, include_background: bool = False, batch_dice: bool = True,
                    smooth: float = 1e-5) -> Tensor:
-    """``1 − mean_c Dice_c``: soft Dice (paper 003's eq. 8 on probabilities) averaged over classes.
+    """``1 − mean_c Dice_c``: soft Dice (the multi-teacher paper's eq. 8 on probabilities) averaged over classes.
 
     Args:
         probs: ``(B, C, *spatial)`` softmax probabilities.

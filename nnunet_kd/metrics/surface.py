@@ -9,7 +9,7 @@ Definitions:
   multiplied by the spacing). They equal ``distance_transform_edt(~surface_B, sampling=spacing)`` read at A's
   surface voxels (a unit test checks this), but are queried with a k-d tree (``scipy.spatial.cKDTree``) over the
   surface points: the distance transform costs O(voxels in the bounding box), 7–9 s for six lesions spread over a
-  512×512×300 CT on 2 cores, the tree O(surface voxels · log), about 0.2 s (``benchmarks/metrics.md``).
+  512×512×300 CT on 2 cores, the tree O(surface voxels · log), about 0.2 s (``benchmarks/timing/bench_metrics.py``).
 - HD95 = max(P95(d(pred → ref)), P95(d(ref → pred))): the larger of the two directed 95th percentiles (NumPy's
   default linear interpolation), the symmetric convention of MONAI and DeepMind's surface-distance package. The
   IJCNN paper does not state its convention; MedPy pools both directions before taking the percentile.

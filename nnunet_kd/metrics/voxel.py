@@ -15,7 +15,7 @@ has Dice 0. The harmonic mean of recall 0 and specificity 0 is 0 (its limit), an
 
 VOE deviation: Ben Loussaief et al. print ``VOE = 1 − |P ∩ G| / (|P| + |G|)`` (their eq. 9), which is not the
 volumetric overlap error of the literature and is never 0 for a perfect prediction; we use the standard
-``VOE = 1 − |P ∩ G| / |P ∪ G| = 1 − IoU`` as the issue asks.
+``VOE = 1 − |P ∩ G| / |P ∪ G| = 1 − IoU`` of the literature.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The teacher-student chain as resumable stages (DESIGN.md, "Pipeline").
+"""The teacher-student chain as resumable stages (``docs/architecture.md``, "The pipeline").
 
 Every stage runs real nnU-Net commands (or ``nnunet_kd`` subcommands) and is skipped when its output exists, so a
 rerun after Ctrl-C or a failure continues where it stopped (an interrupted ``nnUNetv2_train`` resumes from its

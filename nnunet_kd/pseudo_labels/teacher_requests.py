@@ -30,8 +30,9 @@ SUPPORTED_READER = "SimpleITKIO"
 class TeacherRequest:
     """What the user asked for: nnU-Net identifiers, folds (``None`` = all available) and a weight.
 
-    Not the distillation spec's :class:`nnunet_kd.distillation.spec.TeacherSpec`: there, omitted folds mean the student's fold
-    (a teacher must not have seen the student's validation cases), and the entry carries distillation settings.
+    Not the distillation spec's :class:`~nnunet_kd.distillation.spec.TeacherSpec`: there, omitted folds mean the
+    student's fold (a teacher must not have seen the student's validation cases), and the entry carries distillation
+    settings.
     """
 
     dataset: str

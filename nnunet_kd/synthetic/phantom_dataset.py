@@ -7,7 +7,8 @@ Layout (``<root>/Dataset<id>_<name>/``), in nnU-Net's raw format plus box masks:
 - weak datasets: no ``labelsTr`` (the boxes are all a user would have); the phantom's ground truth is kept in
   ``referenceTr/`` to score pseudo-labels — nothing in the training chain reads it;
 - every case: ``boxesTr/<case>.nii.gz``, the axial box mask in raw geometry (the format the box-guided teacher's
-  inference takes through ``nnUNetv2_predict -prev_stage_predictions``), made by :func:`nnunet_kd.boxes.axial_boxes.axial_box_mask`;
+  inference takes through ``nnUNetv2_predict -prev_stage_predictions``), made by
+  :func:`~nnunet_kd.boxes.axial_boxes.axial_box_mask`;
 - held-out test cases: ``imagesTs``, ``labelsTs``, ``boxesTs``;
 - ``phantoms.json``: the request (seed, config) and per case the placed tumours.
 

@@ -1,4 +1,4 @@
-"""Teachers of any nnU-Net architecture load through nnU-Net's own trainer classes and distil (issue 5, item 6).
+"""Teachers of any nnU-Net architecture load through nnU-Net's own trainer classes and distil.
 
 A results folder is written the way ``nnUNetv2_train`` leaves it (plans.json, dataset.json, fold_0 checkpoint) for
 two teachers that are not PlainConvUNets: the residual-encoder U-Net of nnU-Net's ResEnc presets (built from the

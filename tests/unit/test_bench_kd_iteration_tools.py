@@ -1,8 +1,7 @@
-"""Tools of ``benchmarks/bench_kd_iteration.py`` and its prepared device call ``benchmarks/gpu_iteration_check.sh``."""
+"""Tools of ``benchmarks/timing/bench_kd_iteration.py`` and of the GPU check ``gpu/gpu_iteration_check.sh``."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import re
 from pathlib import Path
@@ -11,12 +10,12 @@ import pytest
 import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-DEVICE_CALL = (BENCHMARKS / "gpu_iteration_check.sh").read_text()
+GPU_CHECK = (BENCHMARKS / "gpu" / "gpu_iteration_check.sh").read_text()
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_kd_iteration", BENCHMARKS / "bench_kd_iteration.py")
+    spec = importlib.util.spec_from_file_location("bench_kd_iteration", BENCHMARKS / "timing" / "bench_kd_iteration.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -43,10 +42,8 @@ def test_step_peak_counts_what_a_step_holds_at_once_beyond_what_was_allocated_be
     del allocated_before
 
 
-def test_the_prepared_device_call_names_known_variants_and_the_tested_package_versions(bench):
-    commands = DEVICE_CALL.replace("\\\n", " ").splitlines()  # continuation lines joined
+def test_the_gpu_check_names_known_variants(bench):
+    commands = GPU_CHECK.replace("\\\n", " ").splitlines()  # continuation lines joined
     variants = [name for line in commands if "--variants" in line
                 for name in re.findall(r'"([^"$]+)"', line.split("--variants", 1)[1])]
     assert len(variants) >= 8 and set(variants) <= set(bench.VARIANTS)
-    for package in ("nnunetv2", "dynamic_network_architectures"):
-        assert f"{package}=={importlib.metadata.version(package)}" in DEVICE_CALL, package

@@ -1,4 +1,4 @@
-"""The aggregation over seeds of ``benchmarks/bench_results.py`` on two hand-made ``summary.json`` dicts."""
+"""The aggregation over seeds of ``benchmarks/studies/bench_results.py`` on two hand-made ``summary.json`` dicts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_results.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "studies" / "bench_results.py"
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ https://doi.org/10.7937/TCIA.2020.NNC2-0461 — Creative Commons Attribution 4.0
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -19,11 +20,13 @@ import SimpleITK as sitk
 from nnunet_kd.dataset_conversion.lung_crop import LungCropSettings
 from nnunet_kd.dataset_conversion.lung_pet_ct_dx import LungPetCtDxOptions, convert
 
-# the team's shared folder lies beside the repository (also in CI); /work/shared is the developers' usual place
-_CANDIDATES = [Path(__file__).resolve().parents[3] / "shared", Path("/work/shared")]
-SAMPLE = next((c for c in _CANDIDATES if c.is_dir()), _CANDIDATES[0]) / "data" / "lung-pet-ct-dx-sample"
+#: a folder with patient A0002 as TCIA's download lays it out (``Lung-PET-CT-Dx/manifest-*/...`` and
+#: ``Annotation/A0002``); the test is skipped without it
+SAMPLE_VARIABLE = "NNUNET_KD_LUNG_PET_CT_DX_SAMPLE"
+SAMPLE = Path(os.environ.get(SAMPLE_VARIABLE, "") or "/nonexistent")
 SERIES_ROOT = SAMPLE / "Lung-PET-CT-Dx" / "manifest-1675442780019" / "Lung-PET-CT-Dx" / "Lung_Dx-A0002"
-pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason="real Lung-PET-CT-Dx sample not available")
+pytestmark = pytest.mark.skipif(not SAMPLE.is_dir(), reason=f"set {SAMPLE_VARIABLE} to a Lung-PET-CT-Dx download "
+                                "with patient A0002 to run the real-data conversion test")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ model is scored with ``nnunet_kd evaluate`` (``seed<k>/bench_results/``); the pe
 ``WORK_ROOT/results.md`` and ``WORK_ROOT/results.json`` (mean ± sample std over seeds). Every step is skipped when
 its output exists, so a rerun continues where it stopped.
 
-    python benchmarks/bench_results.py -w bench_work [--seeds 0 1 2] [--profile quick]
+    python benchmarks/studies/bench_results.py -w bench_work [--seeds 0 1 2] [--profile quick]
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def write_all_strong_dataset(pipeline: TeacherStudentPipeline) -> Path:
         generate_dataset_json(str(tmp), channel_names=info["channel_names"], labels=info["labels"],
                               num_training_cases=len(names), file_ending=ending, dataset_name=target.name,
                               description="upper bound: strong 500 labelsTr + weak 502 referenceTr (ground truth)",
-                              license="CC0 (synthetic data)", converted_by="benchmarks/bench_results.py")
+                              license="CC0 (synthetic data)", converted_by="benchmarks/studies/bench_results.py")
     return target
 
 

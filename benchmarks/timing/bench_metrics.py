@@ -1,6 +1,6 @@
 """Time every per-case metric on one 512×512×300 case pair with several lesions.
 
-Run: ``python benchmarks/bench_metrics.py [--with-io]`` (prints seconds per step and in total; ``--with-io`` also
+Run: ``python benchmarks/timing/bench_metrics.py [--with-io]`` (prints seconds per step and in total; ``--with-io`` also
 times one case of ``nnunet_kd evaluate`` from compressed NIfTI files: read, check, score). The reference has six
 spherical lesions spread over both lungs; the prediction shifts and resizes them, misses one and adds a false
 positive, so every code path (cropping, components, distance transforms) does real work.

@@ -11,8 +11,8 @@ Default volume 200x256x352 voxels = a lung-cropped chest CT at MSD-Lung's planne
 25 cm cranio-caudal, 20 cm antero-posterior, 28 cm left-right), 48 windows. Networks are timed side by side in one
 process, in interleaved rounds (median reported); on CUDA one untimed warm-up round comes first.
 
-    python benchmarks/bench_student_inference.py --device cpu --threads 2 --rounds 1
-    python benchmarks/bench_student_inference.py --device cuda --rounds 5
+    python benchmarks/timing/bench_student_inference.py --device cpu --threads 2 --rounds 1
+    python benchmarks/timing/bench_student_inference.py --device cuda --rounds 5
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ feature hooks of ``nnUNetTrainerMKD`` (encoder stages 0-2) and computes one trai
 For each it reports Seg, Mid and KL, the largest gradient difference to eager (same weights, same batch, float32,
 TF32 off), whether the hooks saw the features, and the median step time over ``--steps`` steps under autocast.
 
-    python benchmarks/check_compile_hooks.py --device cuda [--steps 20] [--plan phantom]
+    python benchmarks/gpu/check_compile_hooks.py --device cuda [--steps 20] [--plan phantom]
 """
 
 from __future__ import annotations
@@ -19,10 +19,14 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
+import sys
 import time
 import traceback
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "timing"))  # the iteration benchmark's builders
 from bench_kd_iteration import PLANS, deep_supervision_weights, example_targets, frozen_teacher, network
 
 from nnunet_kd.distillation.objective import DistillationObjective, KDConfig

@@ -9,7 +9,7 @@ Timing: batch 1, eval mode, deep supervision off, ``torch.no_grad``, float32 on 
 timed side by side in one process: each round runs every network once in a fixed order (after one warm-up round),
 and the median over rounds is reported, so a load change on the shared machine hits all networks alike.
 
-    python benchmarks/bench_students.py [--repeats 3] [--threads 2] [--plans ct phantom] [--no-timing]
+    python benchmarks/timing/bench_students.py [--repeats 3] [--threads 2] [--plans ct phantom] [--no-timing]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Time the dataset converters on one realistic-size synthetic chest CT (512×512×150 slices).
 
-Run: ``python benchmarks/bench_conversion.py [--slices 150] [--skip-nsclc]`` (prints seconds per case for each
+Run: ``python benchmarks/timing/bench_conversion.py [--slices 150] [--skip-nsclc]`` (prints seconds per case for each
 converter, with and without the classical lung crop). The source trees are written first (not timed) in the real
 layouts: a Lung-PET-CT-Dx DICOM series plus box XMLs, an MSD ``Task06_Lung`` NIfTI pair, an NSCLC-Radiomics CT
 plus RTSTRUCT. Timings include reading the source, building boxes/labels, optional cropping and writing
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests" / "unit"))
 
 from _synthetic_sources import new_ids, write_ct_series, write_rtstruct, write_voc_xml  # noqa: E402
 

@@ -10,7 +10,7 @@ dataset 500 with its test set and the box-guided teacher). Adds:
 
 then predicts the test set with all three (the box-guided one with the test boxes) and writes an evaluation report.
 
-    python benchmarks/bench_teachers.py -w nnunet_kd_work [--num-test 10] [--seed 0]
+    python benchmarks/studies/bench_teachers.py -w nnunet_kd_work [--num-test 10] [--seed 0]
 
 ``--num-test``/``--seed`` change the phantoms of a new work folder (the data stage of an existing folder is kept).
 """

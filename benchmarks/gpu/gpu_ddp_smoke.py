@@ -7,7 +7,7 @@ the distillation trainers' DDP handling (hooks on the wrapped student, adapters 
 0, ``--c`` and ``--val``) can be exercised on a machine with a single GPU. With ``--world-size`` equal to the GPU count
 it is ``nnUNetv2_train -num_gpus N``.
 
-    python benchmarks/gpu_ddp_smoke.py 501 3d_quick 0 -tr nnUNetTrainerMKDQuick [--world-size 1] [--c | --val]
+    python benchmarks/gpu/gpu_ddp_smoke.py 501 3d_quick 0 -tr nnUNetTrainerMKDQuick [--world-size 1] [--c | --val]
 """
 
 from __future__ import annotations

@@ -3,16 +3,16 @@
 The plain step is nnU-Net's: student forward, ``DC_and_CE_loss`` under ``DeepSupervisionWrapper`` with nnU-Net's
 weights, backward, gradient clipping at 12, SGD step. The distillation steps add exactly what
 ``nnUNetTrainerDistillationBase.train_step`` adds: the frozen teachers' forward passes on the same batch and
-:class:`nnunet_kd.distillation.objective.DistillationObjective` (KL on every deep-supervision output, features through hooks,
+:class:`~nnunet_kd.distillation.objective.DistillationObjective` (KL on every deep-supervision output, features through hooks,
 adaptive teacher weights). Data loading is excluded (it is the same for both). Variants are interleaved round by
 round so that machine noise hits all of them alike; medians are reported. Peak memory: each variant once more in a
 fresh process (on the CPU the step's own peak from ``torch.profiler``'s allocation records; on CUDA
 ``torch.cuda.max_memory_allocated``).
 
-    python benchmarks/bench_kd_iteration.py --plan phantom --rounds 10
-    python benchmarks/bench_kd_iteration.py --plan ct --rounds 10 --device cuda
-    python benchmarks/bench_kd_iteration.py --plan ct --device cuda --compile --no-memory --variants "KD 1 teacher"
-    python benchmarks/bench_kd_iteration.py --plan phantom --rounds 3 --no-memory --count-ops
+    python benchmarks/timing/bench_kd_iteration.py --plan phantom --rounds 10
+    python benchmarks/timing/bench_kd_iteration.py --plan ct --rounds 10 --device cuda
+    python benchmarks/timing/bench_kd_iteration.py --plan ct --device cuda --compile --no-memory --variants "KD 1 teacher"
+    python benchmarks/timing/bench_kd_iteration.py --plan phantom --rounds 3 --no-memory --count-ops
 
 ``--compile`` compiles students and teachers after the feature hooks are attached, as the distillation trainers do
 on CUDA (nnU-Net's own trainer compiles by default there); its rows are then ratios to a compiled plain step.
@@ -44,7 +44,7 @@ VARIANTS = ("nnUNetTrainer", "KD 1 teacher", "MKD 1 teacher", "KD 2 teachers", "
 # step; "KD 1 box-guided teacher, boxes in the step" derives it inside the step instead (host connected components
 # and a device-to-host copy of the label: how the trainers did it before).
 # "KD 1 teacher, teacher after the student" runs the teacher between the student's forward and backward passes (how
-# the trainers did it before session 5), so that its activations come on top of the student's saved ones.
+# the trainers did it before version 0.2), so that its activations come on top of the student's saved ones.
 # "teacher forward" times one frozen teacher's forward pass alone (no_grad, autocast on CUDA): the part of the KD step
 # that no implementation can avoid. 1 + its ratio is the lowest ratio a 1-teacher KD step can reach.
 
@@ -143,7 +143,7 @@ def build(plan: str, variant: str, device: torch.device, compile_student: bool =
             teaching = objective.teach(data, targets, box_mask) if objective is not None and teacher_first else None
             output = student(data)
             seg = loss(output, targets)
-            if objective is not None and not teacher_first:  # the order of the trainers before session 5
+            if objective is not None and not teacher_first:  # the order of the trainers before version 0.2
                 teaching = objective.teach(data, targets, box_mask)
             total = objective(list(output), targets, seg, teaching)["loss"] if objective is not None else seg
         total.backward()

@@ -3,7 +3,7 @@
 Run (nnUNet_raw / nnUNet_preprocessed / nnUNet_results set, trained teachers, a weak phantom dataset whose ground
 truth sits in ``referenceTr``)::
 
-    python benchmarks/bench_pseudo_labels.py -w 911 --teacher 901:nnUNetTrainerBoxGuided_test:3d_tiny_box:0 \
+    python benchmarks/timing/bench_pseudo_labels.py -w 911 --teacher 901:nnUNetTrainerBoxGuided_test:3d_tiny_box:0 \
         [--plain-teacher 901:SomeTrainer:3d_tiny:0] [-device cpu] [--disable-tta]
 
 For the first teacher it times, in one process each and with the model already loaded:
