@@ -50,7 +50,7 @@ def preprocessed_dataset(nnunet_env: NnunetEnvironment) -> str:
 
 @pytest.fixture(scope="session")
 def box_teacher(nnunet_env: NnunetEnvironment, preprocessed_dataset: str):
-    """The session's box-guided teacher (fold 0, 250 iterations), trained with the real nnUNetv2_train; augmentation
+    """The test run's box-guided teacher (fold 0, 250 iterations), trained with the real nnUNetv2_train; augmentation
     runs in the main process so that the seeded test trainer is repeatable."""
     nnunet_env.run("nnUNetv2_train", str(DATASET_ID), BOX_CONFIG, "0", "-tr", BOX_TEACHER, "-device", "cpu",
                    nnUNet_n_proc_DA="0")
