@@ -57,9 +57,18 @@ def split_settings(args: argparse.Namespace) -> dict:
 
 
 def print_summary(kept: int, rows: list[dict], folder: Path) -> None:
-    """One closing line: kept / excluded / missing counts and where the manifest is."""
+    """One closing line: kept / excluded / missing counts and where the manifest is.
+
+    Raises:
+        InputError: no case was kept (the command then exits non-zero; the manifest says why for each case).
+    """
+    from nnunet_kd.errors import InputError
+
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.get("status") or "?"] = counts.get(row.get("status") or "?", 0) + 1
     details = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     print(f"{kept} case(s) written to {folder} ({details}); see {folder / 'manifest.csv'}")
+    if kept == 0:
+        raise InputError(f"no case was kept ({details or 'no source case found'}); the reasons are in "
+                         f"{folder / 'manifest.csv'}")

@@ -67,7 +67,7 @@ from nnunet_kd.splits import choose_test_patients
 
 SUBJECT_PREFIX = "Lung_Dx-"
 _SETTINGS_THAT_CHANGE_OUTPUTS = ("min_z_length_mm", "max_z_length_mm", "write_coarse_labels", "drop_unknown_classes",
-                                 "crop", "case_prefix")
+                                 "clip_boxes", "crop", "case_prefix")
 COLUMNS = (
     "source", "case", "patient", "status", "reason", "split", "modality", "series_description", "study_uid",
     "num_slices", "shape_zyx", "spacing_zyx", "z_length_mm", "box_files_in_series", "box_files_projected",
@@ -83,6 +83,8 @@ class LungPetCtDxOptions(ConversionOptions):
     max_z_length_mm: float = 600.0
     write_coarse_labels: bool = False
     drop_unknown_classes: bool = False
+    #: clip annotation boxes that reach outside their slice; otherwise such an XML file is not used (and reported)
+    clip_boxes: bool = False
     case_prefix: str = "LungDx"
     dataset_name: str = "LungPETCTDx"
 
@@ -110,6 +112,7 @@ class ConversionReport:
     rows: list[dict[str, Any]] = field(default_factory=list)
     annotation_counts: dict[str, int] = field(default_factory=dict)
     missing_series: list[str] = field(default_factory=list)
+    annotation_problems: list[dict[str, str]] = field(default_factory=list)
 
 
 def subject_short(patient_id: str) -> str:
@@ -170,16 +173,29 @@ def find_metadata_rows(source: Path) -> list[dict[str, str]]:
 
 
 def project_box_annotation(
-    annotation: SliceAnnotation, source: DicomSeries, slice_index: int, grid: Grid, drop_unknown: bool
-) -> list[AxialBox] | str:
-    """Boxes of one XML file on the target grid, or the reason they cannot be placed."""
+    annotation: SliceAnnotation, source: DicomSeries, slice_index: int, grid: Grid, drop_unknown: bool,
+    clip: bool = False,
+) -> tuple[list[AxialBox], int] | str:
+    """Boxes of one XML file on the target grid and how many were clipped to the slice, or the reason they cannot be
+    placed (a box reaching outside the slice, unless ``clip``: such a box is not what the annotator drew)."""
     header = source.slices[slice_index]
-    boxes = []
+    boxes, clipped = [], 0
     for box in annotation.boxes:
         if drop_unknown and not box.known_class:
             continue
-        rows = np.array([box.row_min, box.row_min, box.row_max, box.row_max])
-        cols = np.array([box.col_min, box.col_max, box.col_min, box.col_max])
+        row_min, row_max, col_min, col_max = box.row_min, box.row_max, box.col_min, box.col_max
+        if row_min < 0 or col_min < 0 or row_max >= source.rows or col_max >= source.columns:
+            if not clip:
+                return (f"box xmin {col_min} xmax {col_max} ymin {row_min} ymax {row_max} lies outside the "
+                        f"{source.columns}x{source.rows} slice (--clip-boxes clips it)")
+            row_min, col_min = max(row_min, 0), max(col_min, 0)
+            row_max, col_max = min(row_max, source.rows - 1), min(col_max, source.columns - 1)
+            if row_min > row_max or col_min > col_max:
+                return f"box xmin {box.col_min} xmax {box.col_max} ymin {box.row_min} ymax {box.row_max} lies " \
+                       f"entirely outside the {source.columns}x{source.rows} slice"
+            clipped += 1
+        rows = np.array([row_min, row_min, row_max, row_max])
+        cols = np.array([col_min, col_max, col_min, col_max])
         index = grid.continuous_index(pixel_to_physical(source, header, rows, cols))
         k = int(round(float(index[:, 2].mean())))
         if not 0 <= k < grid.shape_zyx[0]:
@@ -187,7 +203,7 @@ def project_box_annotation(
         r0, r1 = int(round(index[:, 1].min())), int(round(index[:, 1].max()))
         c0, c1 = int(round(index[:, 0].min())), int(round(index[:, 0].max()))
         boxes.append(AxialBox(k, r0, r1, c0, c1))
-    return boxes
+    return boxes, clipped
 
 
 def choose_series(candidates: list[DicomSeries], box_counts: Counter) -> DicomSeries:
@@ -229,7 +245,7 @@ class ResolvedAnnotations:
 
 def resolve_annotations(
     annotations: list[SliceAnnotation], slice_of: dict[str, tuple[DicomSeries, int]], chosen: list[DicomSeries],
-    grids: dict[str, Grid], drop_unknown: bool,
+    grids: dict[str, Grid], drop_unknown: bool, clip_boxes: bool = False,
 ) -> ResolvedAnnotations:
     """Place every XML's boxes on the chosen series of its slice's frame of reference, counting what fails."""
     target_of_frame: dict[str, DicomSeries] = {}
@@ -256,11 +272,17 @@ def resolve_annotations(
                 problem, key = "no kept CT series in this frame of reference", "no_target_series"
             else:
                 placed = project_box_annotation(
-                    annotation, source_series, index, grids[target.series_instance_uid], drop_unknown
+                    annotation, source_series, index, grids[target.series_instance_uid], drop_unknown, clip_boxes
                 )
                 if isinstance(placed, str):
-                    problem, key = placed, "outside_target"
+                    problem = placed
+                    key = "box_outside_slice" if placed.startswith("box ") else "outside_target"
                 else:
+                    placed, clipped = placed
+                    if clipped:
+                        counts["boxes_clipped"] += clipped
+                        resolved.problems.append({"file": str(annotation.path),
+                                                  "problem": f"{clipped} box(es) clipped to the slice (--clip-boxes)"})
                     resolved.boxes_of[target.series_instance_uid].extend(placed)
                     resolved.projected_files[target.series_instance_uid] += 1
                     counts["resolved"] += 1
@@ -326,7 +348,8 @@ def convert(
 
     # resolve every annotation onto the chosen series of its frame of reference
     grids = {s.series_instance_uid: series_grid(s) for s in chosen}
-    resolved = resolve_annotations(annotations, slice_of, chosen, grids, options.drop_unknown_classes)
+    resolved = resolve_annotations(annotations, slice_of, chosen, grids, options.drop_unknown_classes,
+                                   options.clip_boxes)
     counts = resolved.counts
     counts.update(files=len(annotations) + len(malformed), malformed=len(malformed))
     problems = [{"file": str(p), "problem": why} for p, why in malformed] + resolved.problems
@@ -407,6 +430,7 @@ def convert(
     )
     report.rows = sorted(manifest.rows.values(), key=lambda r: (str(r["patient"]), str(r["case"]), str(r["source"])))
     report.annotation_counts = dict(counts)
+    report.annotation_problems = problems
     return report
 
 

@@ -32,6 +32,7 @@ from nnunet_kd.dataset_conversion.raw_dataset import (
     write_patient_splits,
 )
 from nnunet_kd.errors import InputError
+from nnunet_kd.image_files import read_image
 from nnunet_kd.splits import choose_test_patients
 
 if TYPE_CHECKING:
@@ -167,10 +168,10 @@ def convert_case(
 
     if not label_path.is_file():
         return {"status": EXCLUDED, "reason": "no label file in labelsTr"}
-    try:
-        image, label = sitk.ReadImage(str(image_path)), sitk.ReadImage(str(label_path))
-    except RuntimeError as error:  # a damaged file excludes its case, it does not stop the conversion
-        return {"status": EXCLUDED, "reason": f"unreadable NIfTI ({str(error).strip().splitlines()[-1]})"}
+    try:  # whole files with finite voxels only: SimpleITK would read a cut-off file as zeros, NaN as 0 HU
+        image, label = read_image(image_path, "image"), read_image(label_path, "label")
+    except InputError as error:  # a damaged file excludes its case, it does not stop the conversion
+        return {"status": EXCLUDED, "reason": f"unreadable NIfTI: {error}"}
     problem = geometry_problem(image, label, tolerance)
     if problem is not None:
         return {"status": EXCLUDED, "reason": problem}

@@ -7,10 +7,12 @@ stop early with one message that says which variable is missing.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-from nnunet_kd.errors import ConfigurationError
+from nnunet_kd.errors import ConfigurationError, InputError
 
 NNUNET_FOLDER_VARIABLES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 
@@ -83,3 +85,39 @@ def dataset_folder_name(dataset_id: int, name: str) -> str:
     if not name or not name.replace("_", "").isalnum():
         raise ConfigurationError(f"dataset name {name!r} must be alphanumeric (underscores allowed)")
     return f"Dataset{dataset_id:03d}_{name}"
+
+
+def read_dataset_json(folder: str | os.PathLike) -> dict:
+    """``<folder>/dataset.json`` of a raw dataset.
+
+    Raises:
+        InputError: the file is missing or is not valid JSON (the message names it).
+    """
+    path = Path(folder) / "dataset.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path} is missing or not valid JSON ({error})") from None
+
+
+def datasets_with_id(raw_root: str | os.PathLike, dataset_id: int) -> list[Path]:
+    """Every ``Dataset<id>_*`` folder under ``raw_root``: nnU-Net resolves an id only when there is exactly one."""
+    return sorted(p for p in Path(raw_root).glob(f"Dataset{dataset_id:03d}_*") if p.is_dir())
+
+
+def refuse_writing_into_inputs(outputs: Iterable[str | os.PathLike], inputs: Iterable[str | os.PathLike | None],
+                               job: str) -> None:
+    """Stop before anything is touched when a folder that a job would write, replace or delete is one of its inputs,
+    holds one, or lies inside one.
+
+    Raises:
+        ConfigurationError: naming the output and the input (``--overwrite`` does not lift this).
+    """
+    sources = [Path(p).resolve() for p in inputs if p is not None]
+    for output in outputs:
+        target = Path(output).resolve()
+        for source in sources:
+            if target == source or source.is_relative_to(target) or target.is_relative_to(source):
+                raise ConfigurationError(
+                    f"{job} would write into or replace {output}, which holds its input {source}; choose another "
+                    "output dataset id (nothing was changed)")

@@ -3,9 +3,11 @@
 ``nnUNetTrainerDistillationBase`` owns the training step (nnU-Net 2.8.1's ``train_step`` with one change: the loss
 comes from :meth:`compute_loss`); everything else is in :mod:`nnunet_kd.distillation.objective`. Teachers and
 hyper-parameters come from the spec file (:mod:`nnunet_kd.distillation.spec`), checked in ``__init__`` so that a
-bad spec stops the run before any training. Variants set class attributes only, and list in ``fixed_hyper_parameters`` the ones their
-name promises (``nnUNetTrainerKD``: no feature stages, logits only); a spec may not set those. Cases that came from
-the pseudo-label export (their provenance beside the raw dataset says so) get the fallback teacher weights.
+bad spec stops the run before any training. Variants set class attributes only, and list in
+``fixed_hyper_parameters`` the ones their name promises (``nnUNetTrainerKD``: no feature stages, logits only); a spec
+may not set those. Cases that came from the pseudo-label export (their provenance beside the raw dataset says so) get
+the fallback teacher weights. Checkpoints are loaded without running code (:mod:`nnunet_kd.checkpoints`) and written
+under a temporary name.
 
 The student network is nnU-Net's own (or a compact one from the plans): ``nnUNetv2_predict`` of a distilled model
 needs no teacher, no boxes and no spec.
@@ -21,8 +23,9 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
-from nnunet_kd.atomic import atomic_write_json
+from nnunet_kd.atomic import atomic_path, atomic_write_json
 from nnunet_kd.boxes.channel import AppendTeacherBoxChannelTransform
+from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.distillation.distributed import average_gradients, broadcast_parameters, mean_over_ranks
 from nnunet_kd.distillation.epoch_log import log_epoch_values, plot_kd_progress, register_keys
 from nnunet_kd.distillation.frozen_teachers import StudentContext, check_teacher, load_teacher
@@ -238,18 +241,28 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
 
     # ------------------------------------------------------------------------------------------ checkpoints
     def save_checkpoint(self, filename: str) -> None:
-        super().save_checkpoint(filename)
-        if self.local_rank == 0 and not self.disable_checkpointing and self.kd_objective is not None:
-            state = self.kd_objective.state_dict()
-            if state:  # adapters live beside the network weights, never inside them
-                checkpoint = torch.load(filename, map_location="cpu", weights_only=False)
+        """nnU-Net's checkpoint with the adapters beside (never inside) the network weights, written under a temporary
+        name and renamed: an interruption never leaves a cut-off checkpoint."""
+        if self.local_rank != 0 or self.disable_checkpointing:
+            super().save_checkpoint(filename)
+            return
+        with atomic_path(filename) as tmp:
+            super().save_checkpoint(str(tmp))
+            state = self.kd_objective.state_dict() if self.kd_objective is not None else {}
+            if state:
+                checkpoint = load_checkpoint(tmp, "the student's checkpoint")
                 checkpoint["kd_adapters"] = state
-                torch.save(checkpoint, filename)
+                torch.save(checkpoint, tmp)
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
+        """nnU-Net's resume (``--c``, ``--val``), after the file passed :func:`~nnunet_kd.checkpoints.load_checkpoint`
+        (nnU-Net itself loads with ``weights_only=False``); the adapters are restored too."""
+        checkpoint = filename_or_checkpoint
+        if not isinstance(checkpoint, dict):
+            with exit_on_user_error(type(self).__name__):
+                checkpoint = load_checkpoint(filename_or_checkpoint, "the student's checkpoint",
+                                             map_location=self.device)
         super().load_checkpoint(filename_or_checkpoint)
-        checkpoint = filename_or_checkpoint if isinstance(filename_or_checkpoint, dict) else torch.load(
-            filename_or_checkpoint, map_location=self.device, weights_only=False)
         if "kd_adapters" in checkpoint and self.kd_objective is not None:
             self.kd_objective.load_state_dict(checkpoint["kd_adapters"])
 

@@ -15,6 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_kd.errors import InputError
+from nnunet_kd.image_files import read_image
 
 GEOMETRY_TOLERANCE = 1e-4  # relative (spacing, direction) / absolute mm (origin) tolerance
 
@@ -54,7 +55,10 @@ def check_box_case(image_file: Path, box_file: Path) -> str | None:
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(image_file))
     reader.ReadImageInformation()
-    box = sitk.ReadImage(str(box_file))
+    try:
+        box = read_image(box_file, f"box mask {box_file.name}")
+    except InputError as error:  # a cut-off mask would read as empty boxes: no tumour to segment
+        return str(error)
     image_info = sitk.Image([int(s) for s in reader.GetSize()], sitk.sitkUInt8)
     image_info.SetSpacing(reader.GetSpacing())
     image_info.SetOrigin(reader.GetOrigin())

@@ -19,6 +19,7 @@ from nnunet_kd.atomic import atomic_path
 from nnunet_kd.boxes.constraint import ConstraintReport, constrain_to_boxes
 from nnunet_kd.boxes.inputs import image_cases, require_valid_box_masks, same_geometry
 from nnunet_kd.errors import InputError, NnunetKdError
+from nnunet_kd.image_files import read_image
 
 
 def constrain_folder(
@@ -34,7 +35,8 @@ def constrain_folder(
         box_file = Path(boxes) / prediction_file.name
         if not box_file.is_file():
             raise InputError(f"{case}: box mask {box_file} is missing")
-        prediction, box = sitk.ReadImage(str(prediction_file)), sitk.ReadImage(str(box_file))
+        prediction = read_image(prediction_file, f"{case}: prediction")
+        box = read_image(box_file, f"{case}: box mask")
         mismatch = same_geometry(prediction, box)
         if mismatch:
             raise InputError(f"{case}: box mask {mismatch.replace('image', 'prediction')}")

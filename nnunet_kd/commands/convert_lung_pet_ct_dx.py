@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also write the box masks as labelsTr (training data of a box-supervised teacher)")
     parser.add_argument("--drop-unknown-classes", action="store_true",
                         help="ignore boxes whose class is not A, B, E or G (default: keep and count them)")
+    parser.add_argument("--clip-boxes", action="store_true",
+                        help="clip annotation boxes that reach outside their slice (default: such a file is not used "
+                             "and is reported)")
     parser.add_argument("--min-z-mm", type=float, default=160.0, help="shortest accepted scan length (default 160)")
     parser.add_argument("--max-z-mm", type=float, default=600.0, help="longest accepted scan length (default 600)")
     add_common_arguments(parser, 502, "LungPETCTDx")
@@ -28,12 +31,16 @@ def run(args: argparse.Namespace) -> int:
 
     options = LungPetCtDxOptions(
         min_z_length_mm=args.min_z_mm, max_z_length_mm=args.max_z_mm, write_coarse_labels=args.coarse_labels,
-        drop_unknown_classes=args.drop_unknown_classes, **split_settings(args),
+        drop_unknown_classes=args.drop_unknown_classes, clip_boxes=args.clip_boxes, **split_settings(args),
     )
     folder = output_folder(args)
     report = convert(args.source, folder, args.annotations, options)
+    for problem in report.annotation_problems:  # every annotation file not used as it is, by name
+        print(f"annotation {problem['file']}: {problem['problem']}")
     print_summary(len(report.kept_cases), report.rows, folder)
     counts = report.annotation_counts
     print(f"annotations: {counts.get('files', 0)} file(s), {counts.get('resolved', 0)} placed, "
-          f"{counts.get('unknown_uid', 0)} unknown UID, {counts.get('malformed', 0)} malformed")
+          f"{counts.get('unknown_uid', 0)} unknown UID, {counts.get('malformed', 0)} malformed, "
+          f"{counts.get('box_outside_slice', 0)} with a box outside the slice, {counts.get('boxes_clipped', 0)} "
+          "box(es) clipped")
     return 0

@@ -22,6 +22,7 @@ from torch import nn
 
 from nnunet_kd.boxes.axial_boxes import axial_axis_after_transpose
 from nnunet_kd.boxes.channel import box_channel_of_labels
+from nnunet_kd.checkpoints import load_checkpoint, network_weights
 from nnunet_kd.distillation.ct_normalization import NormalizationConversion, normalization_conversion_from_plans
 from nnunet_kd.distillation.spec import TeacherSpec
 from nnunet_kd.errors import ConfigurationError
@@ -137,27 +138,6 @@ def check_teacher(spec: TeacherSpec, label: str, student: StudentContext) -> tup
     return folder, folds, plans, dataset_json
 
 
-#: the non-tensor types in nnU-Net checkpoints (numpy scalars in the training log): enough for weights_only=True
-_CHECKPOINT_SAFE_GLOBALS = [np.dtype, type(np.float32(0).dtype), type(np.float64(0).dtype),
-                            type(np.int64(0).dtype), type(np.bool_(0).dtype)]
-
-
-def _numpy_scalar_reconstructor():
-    multiarray = getattr(np, "_core", None) or np.core  # numpy 2 renamed numpy.core to numpy._core
-    return multiarray.multiarray.scalar
-
-
-def load_checkpoint_weights(path: Path) -> dict:
-    """Network weights of an nnU-Net checkpoint, loaded with ``weights_only=True`` (nnU-Net's numpy types allowed).
-
-    ``_orig_mod.`` (torch.compile) and ``module.`` (DDP) prefixes are removed.
-    """
-    with torch.serialization.safe_globals([_numpy_scalar_reconstructor(), *_CHECKPOINT_SAFE_GLOBALS]):
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    weights = checkpoint["network_weights"]
-    return {k.removeprefix("_orig_mod.").removeprefix("module."): v for k, v in weights.items()}
-
-
 def load_teacher(spec: TeacherSpec, label: str, student: StudentContext, device: torch.device,
                  with_deep_supervision: bool) -> FrozenTeacher:
     """Check, build and load one teacher (all its folds), frozen."""
@@ -175,7 +155,7 @@ def load_teacher(spec: TeacherSpec, label: str, student: StudentContext, device:
     for fold in folds:
         checkpoint = _fold_folder(folder, fold) / spec.checkpoint
         network = trainer_class.build_network_architecture(manager, cm, num_inputs, num_heads, with_deep_supervision)
-        weights = load_checkpoint_weights(checkpoint)
+        weights = network_weights(load_checkpoint(checkpoint, f"teacher {label}, fold {fold}"))
         network.load_state_dict(weights)
         network.to(device).eval().requires_grad_(False)
         networks.append(network)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_kd.errors import InputError
+from nnunet_kd.image_files import read_image
 
 #: Geometry tolerances: spacing and origin in mm (absolute), direction cosines (absolute).
 SPACING_TOLERANCE_MM = 1e-4
@@ -56,10 +57,7 @@ def read_label_image(path: str | Path, what: str) -> LabelImage:
     """Read one label file with SimpleITK; ``what`` names it in errors (e.g. ``"case lung_001 (prediction)"``)."""
     import SimpleITK as sitk
 
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as error:
-        raise InputError(f"{what}: cannot read {path}: {str(error).strip().splitlines()[-1]}") from None
+    image = read_image(path, what)  # a cut-off prediction would be scored as if its missing voxels were background
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f"{what}: {path} has {image.GetNumberOfComponentsPerPixel()} components per pixel, "
                          "a label map has one")

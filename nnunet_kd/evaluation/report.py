@@ -146,11 +146,13 @@ def _write_plots(folder: Path, rows: Sequence[Row], models: Sequence[str], predi
     import SimpleITK as sitk
 
     from nnunet_kd.evaluation.label_io import read_label_image
+    from nnunet_kd.image_files import read_image
     from nnunet_kd.metrics import foreground_mask
 
     images_folder = Path(options.images_folder)
     for case in worst_cases(rows, models, options.n_worst):
-        image = sitk.GetArrayFromImage(sitk.ReadImage(str(find_image(images_folder, case, settings.file_ending))))
+        image = sitk.GetArrayFromImage(read_image(find_image(images_folder, case, settings.file_ending),
+                                                  f"case {case} (image)"))
         reference = read_label_image(reference_folder / f"{case}{settings.file_ending}", f"case {case} (reference)")
         if image.shape != reference.array.shape:
             raise InputError(f"case {case}: image size {image.shape} differs from the reference size "

@@ -22,7 +22,8 @@ import SimpleITK as sitk
 from nnunet_kd.atomic import atomic_path, atomic_write_json
 from nnunet_kd.errors import ConfigurationError, InputError
 from nnunet_kd.file_links import place_file
-from nnunet_kd.paths import dataset_folder_name
+from nnunet_kd.image_files import check_image_file, read_image
+from nnunet_kd.paths import dataset_folder_name, datasets_with_id, refuse_writing_into_inputs
 from nnunet_kd.pseudo_labels import layout
 from nnunet_kd.pseudo_labels.cleanup import clean_with_boxes
 from nnunet_kd.pseudo_labels.ensemble import hard_labels, normalised_weights
@@ -83,7 +84,8 @@ def read_request(folder: Path) -> dict | None:
         return None
 
 
-def prepare_output(raw_root: Path, dataset_id: int, name: str, request: dict, overwrite: bool = False) -> Path:
+def prepare_output(raw_root: Path, dataset_id: int, name: str, request: dict, overwrite: bool = False,
+                   inputs: Sequence[Path] = ()) -> Path:
     """Create (or find, to resume) the output dataset folder and record the request.
 
     Parts of one export may start at the same time: they share the folder and write the same request. With
@@ -91,10 +93,12 @@ def prepare_output(raw_root: Path, dataset_id: int, name: str, request: dict, ov
 
     Raises:
         ConfigurationError: a dataset with this id exists and was not made by the same request, and ``overwrite``
-            is False (nothing is touched then).
+            is False; or the output (or a dataset it would replace) is one of ``inputs``, the export's source
+            folders, whatever ``overwrite`` says (nothing is touched then).
     """
     target = Path(raw_root) / dataset_folder_name(dataset_id, name)
-    clashes = sorted(p for p in Path(raw_root).glob(f"Dataset{dataset_id:03d}_*") if p.is_dir() and p != target)
+    clashes = [p for p in datasets_with_id(raw_root, dataset_id) if p != target]
+    refuse_writing_into_inputs([target, *clashes], inputs, "export-pseudo-labels")
     same = target.is_dir() and read_request(target) == request
     if not (same and not clashes):
         # a folder without any file yet is another part of this export being set up: not a clash
@@ -206,11 +210,16 @@ def export_case(folder: Path, case: SourceCase, models: Sequence[ProbabilityMode
     """Write every file of one case, then its record (the 'done' marker); returns the record."""
     record = CaseRecord(case.name, case.source_case, case.source_dataset, case.kind)
     label_target = folder / layout.LABELS / f"{case.name}{file_ending}"
+    for channel, image in enumerate(case.images):  # nnU-Net's reader would take a cut-off image as it is
+        check_image_file(image, f"{case.name}: image channel {channel}")
+    if case.label is not None:
+        check_image_file(case.label, f"{case.name}: label")
     if case.kind == KIND_PSEUDO:
         info = _image_info(case.images[0])
         shape_zyx = tuple(int(s) for s in reversed(info.GetSize()))
         spacing_zyx = tuple(float(s) for s in reversed(info.GetSpacing()))
-        box_mask = None if case.boxes is None else sitk.GetArrayFromImage(sitk.ReadImage(str(case.boxes))) > 0
+        box_mask = None if case.boxes is None else sitk.GetArrayFromImage(
+            read_image(case.boxes, f"{case.name}: box mask")) > 0
         probabilities = _ensemble(models, weights, case, shape_zyx)
         labels, fields = pseudo_label_case(probabilities, box_mask, spacing_zyx, options)
         for key, value in fields.items():

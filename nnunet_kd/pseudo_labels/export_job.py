@@ -99,7 +99,9 @@ def export_pseudo_labels(
     request = build_request(dataset_folder_name(output_id, output_name), cases, teacher_entries, labels,
                             weak_dataset.channel_names, weak_dataset.file_ending, options)
     part_cases(cases, num_parts, part_id)  # check the part arguments before creating anything
-    folder = prepare_output(root, output_id, output_name, request, overwrite)
+    inputs = [weak_dataset.folder, box_folder if have_boxes else None,
+              None if strong is None else strong_dataset.folder]
+    folder = prepare_output(root, output_id, output_name, request, overwrite, [p for p in inputs if p is not None])
     factory = model_factory or nnunet_model_factory()
     export_part(folder, cases, lambda: [factory(t) for t in resolved], [t.spec.weight for t in resolved],
                 [t.name for t in resolved], options, weak_dataset.file_ending, num_parts, part_id, progress)

@@ -31,7 +31,8 @@ class ProbabilityModel(Protocol):
 
 
 class NnunetTeacher:
-    """A trained teacher loaded through ``nnUNetPredictor.initialize_from_trained_model_folder``.
+    """A trained teacher loaded through ``nnUNetPredictor.initialize_from_trained_model_folder``, after every fold's
+    checkpoint passed :func:`~nnunet_kd.checkpoints.load_checkpoint` (no code, not cut off).
 
     Args:
         teacher: the resolved teacher.
@@ -45,6 +46,8 @@ class NnunetTeacher:
         import torch
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
+        from nnunet_kd.checkpoints import load_checkpoint
+
         torch_device = torch.device(device)
         self.name = teacher.name
         self.box_guided = teacher.box_guided
@@ -52,6 +55,8 @@ class NnunetTeacher:
                                          perform_everything_on_device=torch_device.type == "cuda", device=torch_device,
                                          verbose=False, verbose_preprocessing=False, allow_tqdm=False)
         folds = tuple(f if f == "all" else int(f) for f in teacher.folds)
+        for fold in folds:  # nnU-Net loads with weights_only=False: only files that hold no code get that far
+            load_checkpoint(teacher.folder / f"fold_{fold}" / teacher.spec.checkpoint, f"teacher {teacher.name}")
         self.predictor.initialize_from_trained_model_folder(str(teacher.folder), folds, teacher.spec.checkpoint)
         self.fold_parameters = list(self.predictor.list_of_parameters)
         self.preprocessor = self.predictor.configuration_manager.preprocessor_class(verbose=False)

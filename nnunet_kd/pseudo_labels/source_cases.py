@@ -6,7 +6,6 @@ when both sources use the same case names.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -14,7 +13,8 @@ from pathlib import Path
 
 from nnunet_kd.boxes.inputs import check_box_masks
 from nnunet_kd.errors import ConfigurationError, InputError
-from nnunet_kd.paths import nnunet_folder, resolve_dataset_name
+from nnunet_kd.image_files import check_image_file
+from nnunet_kd.paths import nnunet_folder, read_dataset_json, resolve_dataset_name
 
 KIND_STRONG, KIND_PSEUDO = "strong", "pseudo"
 
@@ -68,11 +68,12 @@ def read_raw_dataset(folder: str | os.PathLike) -> RawDataset:
         InputError: missing or unreadable ``dataset.json``.
     """
     folder = Path(folder)
+    meta = read_dataset_json(folder)
     try:
-        meta = json.loads((folder / "dataset.json").read_text())
         return RawDataset(folder, dict(meta["channel_names"]), dict(meta["labels"]), meta["file_ending"])
-    except (OSError, ValueError, KeyError) as error:
-        raise InputError(f"{folder}: no usable dataset.json ({error})") from None
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(f"{folder / 'dataset.json'} lacks what nnU-Net needs ({type(error).__name__}: {error})") \
+            from None
 
 
 def _channel_files(images: Path, case: str, num_channels: int, file_ending: str) -> tuple[Path, ...]:
@@ -112,7 +113,8 @@ def strong_cases(dataset: RawDataset, prefix: str = "strong") -> list[SourceCase
     """Every ``imagesTr`` case of a strong dataset with its label (and its box mask from ``boxesTr`` if present).
 
     Raises:
-        InputError: no images, or a case without a label file.
+        InputError: no images, or a case without a label file or with a cut-off one (labels are small: all are read
+            to their end here, before the export writes anything).
     """
     images, labels, boxes = (dataset.folder / s for s in ("imagesTr", "labelsTr", "boxesTr"))
     if not images.is_dir() or not (cases := _cases(images, dataset.file_ending)):
@@ -124,6 +126,7 @@ def strong_cases(dataset: RawDataset, prefix: str = "strong") -> list[SourceCase
     result = []
     for c in cases:
         box, label = boxes / f"{c}{dataset.file_ending}", labels / f"{c}{dataset.file_ending}"
+        check_image_file(label, f"strong case {c}: label")
         files = _channel_files(images, c, n, dataset.file_ending)
         result.append(SourceCase(f"{prefix}_{c}", c, dataset.name, KIND_STRONG, files, label,
                                  box if box.is_file() else None))

@@ -17,6 +17,7 @@ import torch
 from nnunet_kd.distillation.frozen_teachers import StudentContext, load_teacher
 from nnunet_kd.distillation.objective import DistillationObjective, KDConfig
 from nnunet_kd.distillation.spec import TeacherSpec
+from nnunet_kd.errors import InputError
 
 PATCH = [16, 32, 32]  # divisible by Primus's 8x8x8 patches
 DATASET = "Dataset990_Arch"
@@ -112,3 +113,28 @@ def test_teacher_of_another_architecture_loads_from_its_identifiers_and_distils(
     assert losses["kl"].item() > 0 and losses["mid"].item() > 0
     losses["loss"].backward()
     assert all(p.grad is None for p in network.parameters())
+
+
+class Payload:
+    """What a malicious checkpoint would carry: unpickling it creates ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_distillation_refuses_a_teacher_checkpoint_with_a_pickle_payload(tmp_path, monkeypatch):
+    monkeypatch.setenv("nnUNet_results", str(tmp_path))
+    student_plans = plans()
+    spec = write_teacher(tmp_path, "nnUNetTrainer", "nnUNetPlans", copy.deepcopy(student_plans))
+    checkpoint = next(tmp_path.rglob("checkpoint_final.pth"))
+    marker = tmp_path / "payload_ran"  # unpickling the payload would create it
+    torch.save({**torch.load(checkpoint, weights_only=True), "extra": Payload(marker)}, checkpoint)
+    student = StudentContext(plans=student_plans, configuration="3d_fullres", dataset_json=DATASET_JSON, fold=0,
+                             patch_size=tuple(PATCH), transpose_forward=(0, 1, 2), spacing=(2.0, 1.0, 1.0),
+                             num_image_channels=1)
+    with pytest.raises(InputError, match="teacher t, fold 0: checkpoint .* could run code"):
+        load_teacher(spec, "t", student, torch.device("cpu"), True)
+    assert not marker.exists()

@@ -11,14 +11,16 @@ import pytest
 import torch
 from conftest import BOX_CONFIG, BOX_TEACHER, DATASET_NAME, PLAIN_TEACHER, TINY_CONFIG, WIDE_CONFIG
 
-from nnunet_kd.distillation.frozen_teachers import load_checkpoint_weights, weights_hash
+from nnunet_kd.checkpoints import load_checkpoint, network_weights
+from nnunet_kd.distillation.frozen_teachers import weights_hash
 from nnunet_kd.plans import load_plans, resolved_configuration
 
 STUDENT = "nnUNetTrainerMKD_test"
 
 
 def _teacher_hashes(*folders):
-    return {str(f): weights_hash(load_checkpoint_weights(f / "fold_0" / "checkpoint_final.pth")) for f in folders}
+    return {str(f): weights_hash(network_weights(load_checkpoint(f / "fold_0" / "checkpoint_final.pth")))
+            for f in folders}
 
 
 @pytest.fixture(scope="module")

@@ -206,12 +206,21 @@ def test_projection_onto_a_series_with_other_origin_and_spacing():
                 shape_zyx=(10, 60, 60))
     note = SliceAnnotation(Path("u.xml"), "A0001", "u", (XmlBox(row_min=10, row_max=30, col_min=20, col_max=40,
                                                                  label="A"),))
-    (box,) = project_box_annotation(note, source, 0, grid, drop_unknown=False)
+    (box,), clipped = project_box_annotation(note, source, 0, grid, drop_unknown=False)
+    assert clipped == 0
     # source pixel (row 10, col 20) is at x = -50 + 20 = -30, y = -40 + 10 = -30 → target col 15, row 10
     assert (box.slice_index, box.row_min, box.row_max, box.col_min, box.col_max) == (4, 10, 20, 15, 25)
     far = Grid(origin=np.array([-60.0, -50.0, 100.0]), spacing=np.array([2.0, 2.0, 5.0]), direction=np.eye(3),
                shape_zyx=(10, 60, 60))
     assert project_box_annotation(note, source, 0, far, drop_unknown=False) == "slice outside the chosen series"
+
+    # xmax = 900 on a 100-column slice: reported, never silently clipped (the box would grow to the slice edge)
+    wide = SliceAnnotation(Path("w.xml"), "A0001", "u", (XmlBox(row_min=10, row_max=30, col_min=20, col_max=900,
+                                                                label="A"),))
+    problem = project_box_annotation(wide, source, 0, grid, drop_unknown=False)
+    assert problem == "box xmin 20 xmax 900 ymin 10 ymax 30 lies outside the 100x100 slice (--clip-boxes clips it)"
+    (clipped_box,), clipped = project_box_annotation(wide, source, 0, grid, drop_unknown=False, clip=True)
+    assert clipped == 1 and (clipped_box.col_min, clipped_box.col_max) == (15, 54)  # source columns 20..99
 
 
 def test_series_reader_matches_simpleitk_for_flipped_non_square_anisotropic_slices(tmp_path):
