@@ -19,7 +19,7 @@ from nnunet_kd.atomic import atomic_path
 from nnunet_kd.boxes.constraint import ConstraintReport, constrain_to_boxes
 from nnunet_kd.boxes.inputs import image_cases, require_valid_box_masks, same_geometry
 from nnunet_kd.errors import InputError, NnunetKdError
-from nnunet_kd.image_files import read_image
+from nnunet_kd.image_files import check_image_file, read_image
 
 
 def constrain_folder(
@@ -29,12 +29,17 @@ def constrain_folder(
     """Apply :func:`constrain_to_boxes` to every prediction in a folder (output may be the same folder)."""
     reports: dict[str, ConstraintReport] = {}
     output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    for prediction_file in sorted(Path(predictions).glob(f"*{file_ending}")):
+    pairs = []
+    for prediction_file in sorted(Path(predictions).glob(f"*{file_ending}")):  # every input checked before writing
         case = prediction_file.name[: -len(file_ending)]
         box_file = Path(boxes) / prediction_file.name
         if not box_file.is_file():
             raise InputError(f"{case}: box mask {box_file} is missing")
+        check_image_file(prediction_file, f"{case}: prediction")
+        check_image_file(box_file, f"{case}: box mask")
+        pairs.append((case, prediction_file, box_file))
+    output.mkdir(parents=True, exist_ok=True)
+    for case, prediction_file, box_file in pairs:
         prediction = read_image(prediction_file, f"{case}: prediction")
         box = read_image(box_file, f"{case}: box mask")
         mismatch = same_geometry(prediction, box)

@@ -203,10 +203,12 @@ def test_boxes_to_labels_refuses_a_cut_off_label(raw, capsys):
 # ---------------------------------------------------------------- box inputs and box constraint
 
 
-def test_constrain_to_boxes_refuses_a_cut_off_box_mask(tmp_path, capsys):
+def test_constrain_to_boxes_refuses_a_cut_off_box_mask_before_writing_any_case(tmp_path, capsys):
     predictions, boxes = tmp_path / "pred", tmp_path / "boxes"
-    write_image(predictions / "c0.nii.gz", label(0))
-    cut_off(write_image(boxes / "c0.nii.gz", label(0)))
+    for i in range(3):
+        write_image(predictions / f"c{i}.nii.gz", label(i))
+        write_image(boxes / f"c{i}.nii.gz", label(i))
+    cut_off(boxes / "c2.nii.gz")
     before = snapshot(tmp_path)
     code, errors = run_cli(capsys, "constrain-to-boxes", "-i", str(predictions), "-b", str(boxes),
                            "-o", str(tmp_path / "out"))
