@@ -32,7 +32,7 @@ from nnunet_kd.dataset_conversion.raw_dataset import (
     write_patient_splits,
 )
 from nnunet_kd.errors import InputError
-from nnunet_kd.image_files import read_image
+from nnunet_kd.integrity.image_files import read_image
 from nnunet_kd.splits import choose_test_patients
 
 if TYPE_CHECKING:

@@ -6,8 +6,8 @@ hyper-parameters come from the spec file (:mod:`nnunet_kd.distillation.spec`), c
 bad spec stops the run before any training. Variants set class attributes only, and list in
 ``fixed_hyper_parameters`` the ones their name promises (``nnUNetTrainerKD``: no feature stages, logits only); a spec
 may not set those. Cases that came from the pseudo-label export (their provenance beside the raw dataset says so) get
-the fallback teacher weights. Checkpoints are loaded without running code (:mod:`nnunet_kd.checkpoints`) and written
-under a temporary name.
+the fallback teacher weights. Checkpoints are loaded without running code
+(:mod:`nnunet_kd.integrity.checkpoints`) and written under a temporary name.
 
 The student network is nnU-Net's own (or a compact one from the plans): ``nnUNetv2_predict`` of a distilled model
 needs no teacher, no boxes and no spec.
@@ -25,13 +25,13 @@ from torch import autocast
 
 from nnunet_kd.atomic import atomic_path, atomic_write_json
 from nnunet_kd.boxes.channel import AppendTeacherBoxChannelTransform
-from nnunet_kd.checkpoints import load_checkpoint
 from nnunet_kd.distillation.distributed import average_gradients, broadcast_parameters, mean_over_ranks
 from nnunet_kd.distillation.epoch_log import log_epoch_values, plot_kd_progress, register_keys
 from nnunet_kd.distillation.frozen_teachers import StudentContext, check_teacher, load_teacher
 from nnunet_kd.distillation.objective import DistillationObjective, KDConfig, teacher_stage_names
 from nnunet_kd.distillation.spec import HYPER_PARAMETERS, KDSpec, load_spec, spec_path
 from nnunet_kd.errors import ConfigurationError, exit_on_user_error
+from nnunet_kd.integrity.checkpoints import load_checkpoint
 from nnunet_kd.losses.segmentation import DiceLovaszLoss
 from nnunet_kd.network_wrappers import compile_keeping_hooks
 from nnunet_kd.pseudo_labels.provenance import pseudo_labelled_cases
@@ -255,8 +255,9 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
                 torch.save(checkpoint, tmp)
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
-        """nnU-Net's resume (``--c``, ``--val``), after the file passed :func:`~nnunet_kd.checkpoints.load_checkpoint`
-        (nnU-Net itself loads with ``weights_only=False``); the adapters are restored too."""
+        """nnU-Net's resume (``--c``, ``--val``), after the file passed
+        :func:`~nnunet_kd.integrity.checkpoints.load_checkpoint` (nnU-Net itself loads with ``weights_only=False``);
+        the adapters are restored too."""
         checkpoint = filename_or_checkpoint
         if not isinstance(checkpoint, dict):
             with exit_on_user_error(type(self).__name__):

@@ -19,7 +19,7 @@ from nnunet_kd.atomic import atomic_path
 from nnunet_kd.boxes.axial_boxes import axial_box_mask
 from nnunet_kd.errors import ConfigurationError, InputError
 from nnunet_kd.file_links import LinkMode, place_file
-from nnunet_kd.image_files import read_image
+from nnunet_kd.integrity.image_files import read_image
 from nnunet_kd.paths import datasets_with_id, read_dataset_json, refuse_writing_into_inputs
 
 LabelSource = Literal["auto", "labels", "boxes"]

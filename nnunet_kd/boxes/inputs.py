@@ -15,7 +15,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from nnunet_kd.errors import InputError
-from nnunet_kd.image_files import read_image
+from nnunet_kd.integrity.image_files import read_image
 
 GEOMETRY_TOLERANCE = 1e-4  # relative (spacing, direction) / absolute mm (origin) tolerance
 

@@ -19,7 +19,7 @@ from nnunet_kd.atomic import atomic_path
 from nnunet_kd.boxes.constraint import ConstraintReport, constrain_to_boxes
 from nnunet_kd.boxes.inputs import image_cases, require_valid_box_masks, same_geometry
 from nnunet_kd.errors import InputError, NnunetKdError
-from nnunet_kd.image_files import check_image_file, read_image
+from nnunet_kd.integrity.image_files import check_image_file, read_image
 
 
 def constrain_folder(

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_kd.pipeline.profiles import PROFILES
     from nnunet_kd.pipeline.runner import CommandRunner, pipeline_environment
     from nnunet_kd.pipeline.stages import TeacherStudentPipeline
+    from nnunet_kd.pipeline.work_folder import claim_work_folder
 
     overrides = {"device": args.device, "box_trainer": args.box_trainer, "plain_trainer": args.plain_trainer,
                  "kd_trainer": args.kd_trainer, "num_strong": args.num_strong, "num_weak": args.num_weak,
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     work_dir = Path(args.work_dir).resolve()
     if args.use_environment_folders:
         require_nnunet_environment()
+    claim_work_folder(work_dir, {"profile": dataclasses.asdict(profile), "seed": args.seed,
+                                 "use_environment_folders": args.use_environment_folders})
     env = pipeline_environment(work_dir, args.use_environment_folders)
     pipeline = TeacherStudentPipeline(profile, work_dir, env, CommandRunner(env, work_dir / "logs", args.verbose),
                                       args.seed)

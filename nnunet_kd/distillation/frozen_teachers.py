@@ -22,10 +22,10 @@ from torch import nn
 
 from nnunet_kd.boxes.axial_boxes import axial_axis_after_transpose
 from nnunet_kd.boxes.channel import box_channel_of_labels
-from nnunet_kd.checkpoints import load_checkpoint, network_weights
 from nnunet_kd.distillation.ct_normalization import NormalizationConversion, normalization_conversion_from_plans
 from nnunet_kd.distillation.spec import TeacherSpec
 from nnunet_kd.errors import ConfigurationError
+from nnunet_kd.integrity.checkpoints import load_checkpoint, network_weights
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from nnunet_kd.errors import InputError
-from nnunet_kd.image_files import read_image
+from nnunet_kd.integrity.image_files import read_image
 
 #: Geometry tolerances: spacing and origin in mm (absolute), direction cosines (absolute).
 SPACING_TOLERANCE_MM = 1e-4

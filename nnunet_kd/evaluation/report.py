@@ -146,7 +146,7 @@ def _write_plots(folder: Path, rows: Sequence[Row], models: Sequence[str], predi
     import SimpleITK as sitk
 
     from nnunet_kd.evaluation.label_io import read_label_image
-    from nnunet_kd.image_files import read_image
+    from nnunet_kd.integrity.image_files import read_image
     from nnunet_kd.metrics import foreground_mask
 
     images_folder = Path(options.images_folder)

@@ -1,8 +1,13 @@
-"""Run one pipeline command: print it, stream its output, keep a log, fail with the command and the log path."""
+"""Run one pipeline command: print it, stream its output, keep a log, fail with the command and the log path.
+
+Each command runs in its own process group. Ctrl-C reaches the pipeline, which then ends the whole group, so that no
+worker process of the command (``nnUNetv2_predict`` starts several) outlives it.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -43,7 +48,7 @@ class CommandRunner:
         with open(log_file, "a") as log:
             log.write(f"\n$ {printable}\n")
             process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                       env={**self.env, **(extra_env or {})}, bufsize=1)
+                                       env={**self.env, **(extra_env or {})}, bufsize=1, start_new_session=True)
             try:
                 for line in process.stdout:
                     log.write(line)
@@ -51,12 +56,36 @@ class CommandRunner:
                         print(f"[{stage}]   {line.rstrip()[-160:]}", flush=True)
                 returncode = process.wait()
             except KeyboardInterrupt:
-                process.terminate()
-                process.wait()
+                end_process_group(process)
                 raise
         if returncode != 0:
             raise NnunetKdError(f"stage {stage!r} failed: '{printable}' exited with {returncode}; see {log_file}")
         print(f"[{stage}] done in {time.time() - start:.0f} s", flush=True)
+
+
+def end_process_group(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    """SIGTERM to every process of ``process``'s group, SIGKILL to what is left after ``grace_seconds``."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        pass
+    deadline = time.time() + grace_seconds
+    while time.time() < deadline:  # the workers may outlive the group's leader
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    process.wait()
 
 
 def pipeline_environment(work_dir: Path, use_existing_folders: bool) -> dict[str, str]:

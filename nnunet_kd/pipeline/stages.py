@@ -1,8 +1,9 @@
 """The teacher-student chain as resumable stages (``docs/architecture.md``, "The pipeline").
 
-Every stage runs real nnU-Net commands (or ``nnunet_kd`` subcommands) and is skipped when its output exists, so a
-rerun after Ctrl-C or a failure continues where it stopped (an interrupted ``nnUNetv2_train`` resumes from its
-latest checkpoint through ``--c``).
+Every stage runs real nnU-Net commands (or ``nnunet_kd`` subcommands) and is skipped when its output exists and is
+valid, so a rerun after Ctrl-C or a failure continues where it stopped (an interrupted ``nnUNetv2_train`` resumes
+from its latest checkpoint through ``--c``; a training counts as done once its final checkpoint loads and its final
+validation finished). The work folder keeps the options it was made with (:mod:`.work_folder`).
 
 Datasets: 500 strong phantoms (voxel labels, plus the held-out test set), 502 weak phantoms (boxes only), 501 the
 student dataset (strong + pseudo-labelled weak cases, planned with 500's plans so teacher and student share spacing
@@ -144,11 +145,26 @@ class TeacherStudentPipeline:
         add_box_guided_configuration(plans_file, p.student_configuration, self.box_configuration,
                                      patch_size=list(p.teacher_patch) if p.teacher_patch else None)
 
+    def training_finished(self, model: Model) -> bool:
+        """``checkpoint_final.pth`` loads (whole, no code in it) and nnU-Net's final validation finished: for a fold
+        other than ``all``, and wherever the validation started, its ``summary.json`` exists."""
+        from nnunet_kd.errors import InputError
+        from nnunet_kd.integrity.checkpoints import load_checkpoint
+
+        folder = self.model_folder(model)
+        try:
+            load_checkpoint(folder / "checkpoint_final.pth", model.name)
+        except InputError:
+            return False
+        validation = folder / "validation"
+        return (validation / "summary.json").is_file() if model.fold != "all" or validation.exists() else True
+
     def _train(self, model: Model) -> tuple[Callable[[], bool], Callable[[], None]]:
         def done() -> bool:
-            return (self.model_folder(model) / "checkpoint_final.pth").is_file()
+            return self.training_finished(model)
 
         def run() -> None:
+            self._set_aside_damaged_checkpoint(model)
             extra = {"NNUNET_KD_SPEC": str(self.spec_file)} if model.trainer == self.profile.kd_trainer else None
             if extra:
                 self._write_spec()
@@ -157,6 +173,21 @@ class TeacherStudentPipeline:
                              "-device", self.profile.device, "--c"], extra)
 
         return done, run
+
+    def _set_aside_damaged_checkpoint(self, model: Model) -> None:
+        """A ``checkpoint_final.pth`` that does not load is renamed ``.damaged``: ``nnUNetv2_train --c`` would load it
+        and fail, while without it it resumes from ``checkpoint_latest.pth``."""
+        from nnunet_kd.errors import InputError
+        from nnunet_kd.integrity.checkpoints import load_checkpoint
+
+        final = self.model_folder(model) / "checkpoint_final.pth"
+        if not final.is_file():
+            return
+        try:
+            load_checkpoint(final, model.name)
+        except InputError as error:
+            print(f"{error}; renamed to {final.name}.damaged, training resumes from its latest checkpoint", flush=True)
+            final.replace(final.with_name(f"{final.name}.damaged"))
 
     def _write_spec(self) -> None:
         from nnunet_kd.distillation.spec import write_spec

@@ -22,7 +22,8 @@ import SimpleITK as sitk
 from nnunet_kd.atomic import atomic_path, atomic_write_json
 from nnunet_kd.errors import ConfigurationError, InputError
 from nnunet_kd.file_links import place_file
-from nnunet_kd.image_files import check_image_file, read_image
+from nnunet_kd.integrity.fingerprints import files_fingerprint
+from nnunet_kd.integrity.image_files import check_image_file, read_image
 from nnunet_kd.paths import dataset_folder_name, datasets_with_id, refuse_writing_into_inputs
 from nnunet_kd.pseudo_labels import layout
 from nnunet_kd.pseudo_labels.cleanup import clean_with_boxes
@@ -126,9 +127,25 @@ def part_cases(cases: Sequence[SourceCase], num_parts: int = 1, part_id: int = 0
     return list(cases[part_id::num_parts])
 
 
-def is_done(folder: Path, case: SourceCase) -> bool:
-    """A case is finished when its record exists (it is written after every other file of the case)."""
-    return layout.record_file(folder, case.name).is_file()
+def case_fingerprint(case: SourceCase, teacher_checkpoints: Sequence[Path]) -> str:
+    """What a case's output depends on: its images, label and box mask, and (pseudo-labelled) the teachers'
+    checkpoints (:func:`~nnunet_kd.integrity.fingerprints.files_fingerprint`)."""
+    teachers = list(teacher_checkpoints) if case.kind == KIND_PSEUDO else []
+    return files_fingerprint([*case.images, case.label, case.boxes, *teachers])
+
+
+def is_done(folder: Path, case: SourceCase, fingerprint: str | None = None) -> bool:
+    """A case is finished when its record exists (it is written after every other file of the case) and, given a
+    ``fingerprint``, was made from the same inputs."""
+    record_file = layout.record_file(folder, case.name)
+    if not record_file.is_file():
+        return False
+    if fingerprint is None:
+        return True
+    try:
+        return json.loads(record_file.read_text()).get("inputs") == fingerprint
+    except (OSError, ValueError):
+        return False
 
 
 def _place(source: Path, target: Path, mode: str) -> None:
@@ -206,9 +223,10 @@ def _ensemble(models: Sequence[ProbabilityModel], weights: Sequence[float], case
 
 def export_case(folder: Path, case: SourceCase, models: Sequence[ProbabilityModel] | None,
                 weights: Sequence[float], teacher_names: Sequence[str], options: ExportOptions,
-                file_ending: str) -> CaseRecord:
-    """Write every file of one case, then its record (the 'done' marker); returns the record."""
-    record = CaseRecord(case.name, case.source_case, case.source_dataset, case.kind)
+                file_ending: str, fingerprint: str | None = None) -> CaseRecord:
+    """Write every file of one case, then its record (the 'done' marker, with the ``fingerprint`` of its inputs);
+    returns the record."""
+    record = CaseRecord(case.name, case.source_case, case.source_dataset, case.kind, inputs=fingerprint)
     label_target = folder / layout.LABELS / f"{case.name}{file_ending}"
     for channel, image in enumerate(case.images):  # nnU-Net's reader would take a cut-off image as it is
         check_image_file(image, f"{case.name}: image channel {channel}")
@@ -248,21 +266,29 @@ def export_part(
     num_parts: int = 1,
     part_id: int = 0,
     progress: bool = True,
+    teacher_checkpoints: Sequence[Path] = (),
 ) -> list[CaseRecord]:
-    """Export the cases of one part that are not done yet; returns the records written now.
+    """Export the cases of one part that are not done yet, or whose inputs (files, teacher checkpoints) changed since
+    they were exported; returns the records written now.
 
     Teachers are loaded (``load_models``) only if a pseudo-labelled case of this part is still to do.
     """
     mine = part_cases(cases, num_parts, part_id)
     layout.remove_stale_temporaries(folder, [c.name for c in mine])
-    todo = [c for c in mine if not is_done(folder, c)]
+    fingerprints = {c.name: case_fingerprint(c, teacher_checkpoints) for c in mine}
+    todo = [c for c in mine if not is_done(folder, c, fingerprints[c.name])]
+    changed = [c.name for c in todo if is_done(folder, c)]
     if progress:
         print(f"part {part_id + 1}/{num_parts}: {len(mine)} case(s), {len(mine) - len(todo)} already done", flush=True)
+        if changed:
+            print(f"{len(changed)} case(s) redone because their inputs or teachers changed since they were exported: "
+                  f"{', '.join(changed[:10])}{' ...' if len(changed) > 10 else ''}", flush=True)
     models = load_models() if any(c.kind == KIND_PSEUDO for c in todo) else None
     written = []
     for number, case in enumerate(todo, start=1):
         start = time.perf_counter()
-        record = export_case(folder, case, models, weights, teacher_names, options, file_ending)
+        record = export_case(folder, case, models, weights, teacher_names, options, file_ending,
+                             fingerprints[case.name])
         written.append(record)
         if progress:
             detail = "ground truth" if record.kind != KIND_PSEUDO else (

@@ -103,8 +103,10 @@ def export_pseudo_labels(
               None if strong is None else strong_dataset.folder]
     folder = prepare_output(root, output_id, output_name, request, overwrite, [p for p in inputs if p is not None])
     factory = model_factory or nnunet_model_factory()
+    checkpoints = [t.folder / f"fold_{fold}" / t.spec.checkpoint for t in resolved for fold in t.folds]
     export_part(folder, cases, lambda: [factory(t) for t in resolved], [t.spec.weight for t in resolved],
-                [t.name for t in resolved], options, weak_dataset.file_ending, num_parts, part_id, progress)
+                [t.name for t in resolved], options, weak_dataset.file_ending, num_parts, part_id, progress,
+                checkpoints)
     if num_parts == 1:
         merge_export(folder, progress=progress)
     elif progress:

@@ -32,7 +32,7 @@ class ProbabilityModel(Protocol):
 
 class NnunetTeacher:
     """A trained teacher loaded through ``nnUNetPredictor.initialize_from_trained_model_folder``, after every fold's
-    checkpoint passed :func:`~nnunet_kd.checkpoints.load_checkpoint` (no code, not cut off).
+    checkpoint passed :func:`~nnunet_kd.integrity.checkpoints.load_checkpoint` (no code, not cut off).
 
     Args:
         teacher: the resolved teacher.
@@ -46,7 +46,7 @@ class NnunetTeacher:
         import torch
         from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 
-        from nnunet_kd.checkpoints import load_checkpoint
+        from nnunet_kd.integrity.checkpoints import load_checkpoint
 
         torch_device = torch.device(device)
         self.name = teacher.name

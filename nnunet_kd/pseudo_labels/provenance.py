@@ -78,6 +78,7 @@ class CaseRecord:
     removed_outside_voxels: int | None = None
     removed_components: int | None = None
     flags: list[str] = field(default_factory=list)
+    inputs: str | None = None  # fingerprint of the files and teachers the case was made from (reruns compare it)
 
     def to_dict(self) -> dict:
         return asdict(self)

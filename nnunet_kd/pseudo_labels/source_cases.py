@@ -13,7 +13,7 @@ from pathlib import Path
 
 from nnunet_kd.boxes.inputs import check_box_masks
 from nnunet_kd.errors import ConfigurationError, InputError
-from nnunet_kd.image_files import check_image_file
+from nnunet_kd.integrity.image_files import check_image_file
 from nnunet_kd.paths import nnunet_folder, read_dataset_json, resolve_dataset_name
 
 KIND_STRONG, KIND_PSEUDO = "strong", "pseudo"

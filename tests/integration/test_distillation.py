@@ -11,8 +11,8 @@ import pytest
 import torch
 from conftest import BOX_CONFIG, BOX_TEACHER, DATASET_NAME, PLAIN_TEACHER, TINY_CONFIG, WIDE_CONFIG
 
-from nnunet_kd.checkpoints import load_checkpoint, network_weights
 from nnunet_kd.distillation.frozen_teachers import weights_hash
+from nnunet_kd.integrity.checkpoints import load_checkpoint, network_weights
 from nnunet_kd.plans import load_plans, resolved_configuration
 
 STUDENT = "nnUNetTrainerMKD_test"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from nnunet_kd.checkpoints import load_checkpoint, network_weights
 from nnunet_kd.errors import InputError
+from nnunet_kd.integrity.checkpoints import load_checkpoint, network_weights
 
 
 class Payload:

@@ -9,7 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_kd.errors import InputError
-from nnunet_kd.image_files import check_image_file, read_image
+from nnunet_kd.integrity.image_files import check_image_file, read_image
 
 
 def write(path, array):

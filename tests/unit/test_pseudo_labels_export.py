@@ -309,3 +309,33 @@ def test_pseudo_labelled_cases_are_read_from_the_provenance(env):
     pseudo = pseudo_labelled_cases(folder)
     assert pseudo and pseudo == {case for case in labelled if case.startswith("weak_")}
     assert pseudo_labelled_cases(env / "raw" / "Dataset900_Strong") == frozenset()  # not made by the export
+
+
+def test_rerun_redoes_exactly_the_cases_whose_inputs_changed(env, capsys):
+    import os
+
+    folder = run_export(options=ExportOptions(qc=False))
+    first = snapshot(folder)
+    loaded = []
+
+    def recording(teacher):
+        model = BoxTeacher(teacher)
+        loaded.append(model)
+        return model
+
+    # a changed box mask: only that weak case is redone
+    box = env / "raw" / "Dataset902_Weak" / "boxesTr" / "c1.nii.gz"
+    os.utime(box, ns=(box.stat().st_atime_ns, box.stat().st_mtime_ns + 10**9))
+    run_export(options=ExportOptions(qc=False), model_factory=recording, progress=True)
+    assert [call for model in loaded for call in model.calls] == ["c1_0000.nii.gz"]
+    assert "1 case(s) redone because their inputs or teachers changed" in capsys.readouterr().out
+
+    # a retrained teacher: every pseudo-labelled case is redone, no strong case
+    loaded.clear()
+    teacher = env / "results" / "Dataset902_Weak" / "TrainerA__nnUNetPlans__cfg_box"
+    (teacher / "fold_0" / "checkpoint_final.pth").write_bytes(b"retrained")
+    run_export(options=ExportOptions(qc=False), model_factory=recording, progress=True)
+    assert sorted(call for model in loaded for call in model.calls) == ["c0_0000.nii.gz", "c1_0000.nii.gz",
+                                                                         "c2_0000.nii.gz"]
+    assert "3 case(s) redone" in capsys.readouterr().out
+    assert set(snapshot(folder)) == set(first)  # the same files, rewritten in place
