@@ -13,6 +13,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_id: int, defau
     where.add_argument("-d", "--dataset-id", type=int, default=default_id,
                        help=f"nnU-Net dataset id (default {default_id})")
     parser.add_argument("--name", default=default_name, help=f"dataset name (default {default_name})")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace another dataset with this id, or an output folder that no converter made")
     crop = parser.add_argument_group("lung crop (bounding box of the lungs plus a margin; never a hard mask)")
     crop.add_argument("--crop", action="store_true", help="crop images, labels and boxes to the lungs")
     crop.add_argument("--crop-method", choices=("auto", "lungmask", "classical"), default="auto",
@@ -31,12 +33,33 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_id: int, defau
 
 
 def output_folder(args: argparse.Namespace) -> Path:
-    """``--output`` or ``$nnUNet_raw/Dataset<id>_<name>``."""
-    if args.output is not None:
-        return args.output
-    from nnunet_kd.paths import raw_dataset_folder
+    """``--output`` or ``$nnUNet_raw/Dataset<id>_<name>``, checked before anything is written.
 
-    return raw_dataset_folder(f"Dataset{args.dataset_id:03d}_{args.name}")
+    A converter resumes in a folder it made (its ``manifest.json`` is there). It refuses, unless ``--overwrite``
+    (which then removes them first), another dataset folder with the same id (nnU-Net would no longer resolve the id)
+    and a non-empty output folder that no converter made; it never writes into its own source.
+
+    Raises:
+        ConfigurationError: one of the above, naming the folder.
+    """
+    import shutil
+
+    from nnunet_kd.errors import ConfigurationError
+    from nnunet_kd.paths import datasets_with_id, raw_dataset_folder, refuse_writing_into_inputs
+
+    folder = args.output if args.output is not None else raw_dataset_folder(f"Dataset{args.dataset_id:03d}_{args.name}")
+    refuse_writing_into_inputs([folder], [args.source, getattr(args, "annotations", None)], f"nnunet_kd {args.command}")
+    clashes = [] if args.output is not None else [p for p in datasets_with_id(folder.parent, args.dataset_id)
+                                                  if p != folder]
+    foreign = folder.is_dir() and any(folder.iterdir()) and not (folder / "manifest.json").is_file()
+    replaced = clashes + ([folder] if foreign else [])
+    if replaced and not args.overwrite:
+        raise ConfigurationError(f"{', '.join(map(str, replaced))} already exists and was not made by this converter "
+                                 "(or has this dataset id); pass --overwrite to replace it")
+    for path in replaced:
+        print(f"removing {path} (--overwrite)", flush=True)
+        shutil.rmtree(path)
+    return folder
 
 
 def crop_settings(args: argparse.Namespace):

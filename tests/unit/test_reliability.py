@@ -158,6 +158,24 @@ def test_a_conversion_that_keeps_no_case_exits_non_zero(tmp_path, raw, capsys):
     assert code == 2 and len(errors) == 1 and "no case was kept" in errors[0]
 
 
+def test_a_converter_refuses_an_id_that_another_dataset_has_and_a_foreign_folder(tmp_path, raw, capsys):
+    source = msd_task(tmp_path, {})
+    other = raw_dataset(raw, "Dataset503_Other")
+    before = snapshot(raw)
+    code, errors = run_cli(capsys, "convert-msd-lung", str(source), "-d", "503", "--quiet")
+    assert code == 2 and len(errors) == 1 and "Dataset503_Other already exists" in errors[0]
+    assert snapshot(raw) == before
+    foreign = tmp_path / "mine"
+    (foreign / "notes.txt").parent.mkdir()
+    (foreign / "notes.txt").write_text("not a dataset")
+    code, errors = run_cli(capsys, "convert-msd-lung", str(source), "-o", str(foreign), "--quiet")
+    assert code == 2 and "not made by this converter" in errors[0] and (foreign / "notes.txt").is_file()
+    code, errors = run_cli(capsys, "convert-msd-lung", str(source), "-d", "503", "--overwrite", "--quiet")
+    assert code == 0 and not other.exists() and [p.name for p in raw.glob("Dataset503_*")] == ["Dataset503_MSDLung"]
+    code, errors = run_cli(capsys, "convert-msd-lung", str(source), "-d", "503", "--quiet")  # its own folder: resumes
+    assert code == 0 and not errors
+
+
 # ---------------------------------------------------------------- boxes-to-labels
 
 
