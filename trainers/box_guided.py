@@ -25,13 +25,14 @@ from nnunet_kd.boxes.channel import (
 )
 from nnunet_kd.errors import exit_on_user_error
 from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin
+from nnunet_kd.trainers.safe_checkpoints import SafeCheckpointMixin
 
 #: nnU-Net's own cascade perturbations of the previous-stage channel; box augmentation replaces them.
 _REPLACED_CASCADE_AUGMENTATIONS = ("ApplyRandomBinaryOperatorTransform",
                                    "RemoveRandomConnectedComponentFromOneHotEncodingTransform")
 
 
-class nnUNetTrainerBoxGuided(nnUNetTrainer):
+class nnUNetTrainerBoxGuided(SafeCheckpointMixin, nnUNetTrainer):
     """Box-guided teacher with annotation-like box augmentation (see :class:`BoxAugmentation` for the defaults)."""
 
     box_augmentation: BoxAugmentation | None = BoxAugmentation()

@@ -19,9 +19,10 @@ from nnunet_kd.boxes.axial_boxes import axial_axis_after_transpose
 from nnunet_kd.errors import ConfigurationError
 from nnunet_kd.network_wrappers import unwrap_network
 from nnunet_kd.students.configuration import DUAL_OUTPUT_STUDENT_CLASS, STUDENT_CLASSES
+from nnunet_kd.trainers.safe_checkpoints import SafeCheckpointMixin
 
 
-class nnUNetTrainerDualOutput(nnUNetTrainer):
+class nnUNetTrainerDualOutput(SafeCheckpointMixin, nnUNetTrainer):
     """nnU-Net's trainer with the dual-output student network and the segmentation + box loss."""
 
     box_loss_weight: float = 1.0

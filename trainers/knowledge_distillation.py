@@ -36,11 +36,12 @@ from nnunet_kd.losses.segmentation import DiceLovaszLoss
 from nnunet_kd.network_wrappers import compile_keeping_hooks
 from nnunet_kd.pseudo_labels.provenance import pseudo_labelled_cases
 from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin
+from nnunet_kd.trainers.safe_checkpoints import SafeCheckpointMixin
 
 _COMPONENTS = ("kd_seg", "kd_mid", "kd_kl")
 
 
-class nnUNetTrainerDistillationBase(nnUNetTrainer):
+class nnUNetTrainerDistillationBase(SafeCheckpointMixin, nnUNetTrainer):
     """Shared base of the distillation trainers (train a variant: the base promises nothing by its name)."""
 
     temperature: float = 2.0
@@ -255,15 +256,10 @@ class nnUNetTrainerDistillationBase(nnUNetTrainer):
                 torch.save(checkpoint, tmp)
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
-        """nnU-Net's resume (``--c``, ``--val``), after the file passed
-        :func:`~nnunet_kd.integrity.checkpoints.load_checkpoint` (nnU-Net itself loads with ``weights_only=False``);
-        the adapters are restored too."""
-        checkpoint = filename_or_checkpoint
-        if not isinstance(checkpoint, dict):
-            with exit_on_user_error(type(self).__name__):
-                checkpoint = load_checkpoint(filename_or_checkpoint, "the student's checkpoint",
-                                             map_location=self.device)
+        """nnU-Net's resume (``--c``, ``--val``) after the safety check (:class:`SafeCheckpointMixin`); the adapters
+        are restored too."""
         super().load_checkpoint(filename_or_checkpoint)
+        checkpoint = self.checked_checkpoint or {}
         if "kd_adapters" in checkpoint and self.kd_objective is not None:
             self.kd_objective.load_state_dict(checkpoint["kd_adapters"])
 

@@ -16,6 +16,8 @@ import torch
 from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
+from nnunet_kd.trainers.safe_checkpoints import SafeCheckpointMixin
+
 
 class QuickScheduleMixin:
     """Few epochs of few iterations with AdamW, at least half of the patches tumour-centred: a model that learns
@@ -65,11 +67,11 @@ class NoMirroringMixin:
         return rotation, dummy_2d, initial_patch_size, None
 
 
-class nnUNetTrainerQuick(QuickScheduleMixin, nnUNetTrainer):
+class nnUNetTrainerQuick(SafeCheckpointMixin, QuickScheduleMixin, nnUNetTrainer):
     """nnU-Net's default trainer on the quick schedule (the point-guided / plain baseline of the quick profile)."""
 
 
-class nnUNetTrainerQuickNoMirroring(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainer):
+class nnUNetTrainerQuickNoMirroring(SafeCheckpointMixin, NoMirroringMixin, QuickScheduleMixin, nnUNetTrainer):
     """Quick schedule without mirroring (fastest CPU smoke runs)."""
 
 

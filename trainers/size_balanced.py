@@ -27,6 +27,7 @@ from nnunet_kd.size_balanced_sampling import (
     volume_cache_path,
 )
 from nnunet_kd.trainers.knowledge_distillation import nnUNetTrainerKD, nnUNetTrainerMKD
+from nnunet_kd.trainers.safe_checkpoints import SafeCheckpointMixin
 
 
 class TumourSizeBalancedSamplingMixin:
@@ -69,7 +70,7 @@ class TumourSizeBalancedSamplingMixin:
                                    f"repeats {repeats[k]}, realised {realised[k]:.4f}")
 
 
-class nnUNetTrainerSizeBalanced(TumourSizeBalancedSamplingMixin, nnUNetTrainer):
+class nnUNetTrainerSizeBalanced(TumourSizeBalancedSamplingMixin, SafeCheckpointMixin, nnUNetTrainer):
     """nnU-Net's default trainer with tumour-size-balanced case sampling."""
 
 

@@ -78,8 +78,6 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_kd.evaluation.source_datasets import load_source_mapping
     from nnunet_kd.metrics import METRIC_NAMES
 
-    if args.output.exists() and not args.output.is_dir():
-        raise InputError(f"-o {args.output} is a file; the report needs a folder")
     if not 0.0 < args.overlap_threshold <= 1.0:
         raise InputError(f"--overlap-threshold must be in (0, 1], got {args.overlap_threshold}")
     unknown = [m for m in args.table_metrics or () if m not in METRIC_NAMES]

@@ -11,8 +11,10 @@ Output folder layout:
 - ``plots/metrics_boxplot.png``, ``plots/dice_vs_volume.png``, ``plots/worst/<case>.png`` (overlays, only with
   an images folder).
 
-Every model is evaluated before anything is written, so a bad input leaves no partial report; every file is
-written atomically.
+Every model is evaluated before anything is written, and the report is written into a temporary folder that
+replaces the output folder at the end: a bad input (a prediction, or an image of the overlays) leaves no partial
+report, and a rerun leaves no file of an earlier report. An output folder that holds anything but an earlier report
+is refused before the evaluation.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nnunet_kd.atomic import atomic_write_json, atomic_write_text
+from nnunet_kd.atomic import atomic_path, atomic_write_json, atomic_write_text
 from nnunet_kd.errors import InputError
 from nnunet_kd.evaluation.folder import EvaluationSettings, FolderResult, evaluate_folder
 from nnunet_kd.evaluation.paired import paired_differences, paired_summary
@@ -96,6 +98,12 @@ def write_report(
     settings = settings or EvaluationSettings()
     options = options or ReportOptions()
     _check_options(predictions, options)
+    output_folder = Path(output_folder)
+    if output_folder.exists() and not output_folder.is_dir():
+        raise InputError(f"{output_folder} is a file; the report needs a folder")
+    if output_folder.is_dir() and any(output_folder.iterdir()) and not (output_folder / "summary.json").is_file():
+        raise InputError(f"{output_folder} holds files that are not an evaluation report (they would be replaced); "
+                         "choose a new or empty folder")
     results = evaluate_models(predictions, reference_folder, settings, source_mapping)
     rows = [row for result in results for row in result.rows]
     skipped = [entry for result in results for entry in result.skipped]
@@ -108,17 +116,17 @@ def write_report(
     summary_record = {"settings": settings_record, "empty_mask_rule": EMPTY_RULE, "skipped": skipped,
                       "models": summary, "paired": paired}
 
-    output_folder = Path(output_folder)
-    output_folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(output_folder / "cases.csv", rows_to_csv(rows))
-    atomic_write_json(output_folder / "summary.json", json_ready(summary_record))
-    atomic_write_text(output_folder / "report.md", markdown_report(summary, settings_record, options.table_metrics,
-                                                                  options.costs, paired, skipped))
-    if differences is not None:
-        a, b = options.compare
-        atomic_write_text(output_folder / f"paired_{a}_vs_{b}.csv", rows_to_csv(differences))
-    if options.plots:
-        _write_plots(output_folder / "plots", rows, list(predictions), predictions, reference_folder, settings, options)
+    with atomic_path(output_folder) as folder:
+        folder.mkdir()
+        atomic_write_text(folder / "cases.csv", rows_to_csv(rows))
+        atomic_write_json(folder / "summary.json", json_ready(summary_record))
+        atomic_write_text(folder / "report.md", markdown_report(summary, settings_record, options.table_metrics,
+                                                               options.costs, paired, skipped))
+        if differences is not None:
+            a, b = options.compare
+            atomic_write_text(folder / f"paired_{a}_vs_{b}.csv", rows_to_csv(differences))
+        if options.plots:
+            _write_plots(folder / "plots", rows, list(predictions), predictions, reference_folder, settings, options)
     return summary_record
 
 

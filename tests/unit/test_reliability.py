@@ -117,6 +117,36 @@ def test_evaluate_refuses_an_output_that_is_a_file_before_evaluating(tmp_path, c
     assert snapshot(tmp_path) == before
 
 
+def test_evaluate_refuses_a_cut_off_overlay_image_and_writes_no_report(tmp_path, capsys):
+    ref, pred = evaluation_folders(tmp_path)
+    images = tmp_path / "images"
+    for i in range(2):
+        write_image(images / f"c{i}_0000.nii.gz", np.zeros((8, 16, 16), np.int16))
+    cut_off(images / "c0_0000.nii.gz")
+    (pred / "c0.nii.gz").unlink()
+    write_image(pred / "c0.nii.gz", np.zeros((8, 16, 16), np.uint8))  # c0 is the worst case: its overlay is drawn
+    before = snapshot(tmp_path)
+    code, errors = run_cli(capsys, "evaluate", "--ref", str(ref), "--pred", f"m={pred}", "-o", str(tmp_path / "out"),
+                           "--images", str(images), "--worst", "1")
+    assert code == 2 and len(errors) == 1 and "c0" in errors[0] and "cut off" in errors[0]
+    assert snapshot(tmp_path) == before and not (tmp_path / "out").exists()
+
+
+def test_evaluate_replaces_an_earlier_report_whole_and_refuses_a_foreign_folder(tmp_path, capsys):
+    ref, pred = evaluation_folders(tmp_path)
+    out = tmp_path / "out"
+    code, _ = run_cli(capsys, "evaluate", "--ref", str(ref), "--pred", f"a={pred}", "--pred", f"b={pred}",
+                      "--compare", "a", "b", "-o", str(out), "--no-plots")
+    assert code == 0 and (out / "paired_a_vs_b.csv").is_file()
+    code, _ = run_cli(capsys, "evaluate", "--ref", str(ref), "--pred", f"a={pred}", "-o", str(out), "--no-plots")
+    assert code == 0 and not (out / "paired_a_vs_b.csv").exists()  # nothing of the earlier report is left
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("draft")
+    code, errors = run_cli(capsys, "evaluate", "--ref", str(ref), "--pred", str(pred), "-o", str(mine), "--no-plots")
+    assert code == 2 and "not an evaluation report" in errors[0] and (mine / "thesis.tex").read_text() == "draft"
+
+
 # ---------------------------------------------------------------- converters
 
 
@@ -308,6 +338,20 @@ def test_export_refuses_a_teacher_checkpoint_with_a_pickle_payload(tmp_path):
 
 
 # ---------------------------------------------------------------- distillation checkpoints
+
+
+@pytest.mark.parametrize("name", sorted(__import__("nnunet_kd.trainers", fromlist=["__all__"]).__all__))
+def test_every_shipped_trainer_refuses_to_resume_from_a_checkpoint_with_a_pickle_payload(tmp_path, capsys, name):
+    import nnunet_kd.trainers
+
+    trainer = object.__new__(getattr(nnunet_kd.trainers, name))  # nnU-Net's --c and --val call load_checkpoint
+    marker = tmp_path / "payload_ran"
+    unsafe = tmp_path / "checkpoint_latest.pth"
+    torch.save({"network_weights": {}, "extra": Payload(marker)}, unsafe)
+    with pytest.raises(SystemExit) as exit_info:
+        trainer.load_checkpoint(str(unsafe))
+    assert exit_info.value.code == 2 and not marker.exists()
+    assert "could run code" in capsys.readouterr().err
 
 
 def test_a_distillation_student_refuses_to_resume_from_an_unsafe_or_cut_off_checkpoint(tmp_path, capsys):

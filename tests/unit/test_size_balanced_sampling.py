@@ -265,5 +265,5 @@ def test_shipped_size_balanced_trainers_combine_the_mixin_with_their_parent():
                          ("nnUNetTrainerMKDSizeBalanced", trainers.nnUNetTrainerMKD)):
         cls = getattr(trainers, name)
         assert name in trainers.__all__
-        assert cls.__mro__[1:3] == (TumourSizeBalancedSamplingMixin, parent)
+        assert cls.__mro__[1] is TumourSizeBalancedSamplingMixin and issubclass(cls, parent)
         assert cls.get_tr_and_val_datasets is TumourSizeBalancedSamplingMixin.get_tr_and_val_datasets
