@@ -71,6 +71,17 @@ def remove_stale(folder: str | os.PathLike) -> int:
     return len(stale)
 
 
+def remove_stale_for(path: str | os.PathLike) -> int:
+    """Remove what killed writers of ``path`` left beside it (the temporary names :func:`atomic_path` gives it);
+    returns how many were removed. Call it before writing ``path`` again."""
+    target = Path(path)
+    stem, dot, endings = target.name.partition(".")
+    stale = [p for p in target.parent.glob(f".{stem}{TMP_INFIX}*{dot}{endings}")] if target.parent.is_dir() else []
+    for p in stale:
+        _remove(p)
+    return len(stale)
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)

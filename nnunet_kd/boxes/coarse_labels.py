@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import SimpleITK as sitk
 
-from nnunet_kd.atomic import atomic_path
+from nnunet_kd.atomic import atomic_path, remove_stale_for
 from nnunet_kd.boxes.axial_boxes import axial_box_mask
 from nnunet_kd.errors import ConfigurationError, InputError
 from nnunet_kd.file_links import LinkMode, place_file
@@ -62,6 +62,7 @@ def write_coarse_label_dataset(
     cases = sorted(p.name[: -len(ending)] for p in label_folder.glob(f"*{ending}"))
     if not cases:
         raise InputError(f"no {ending} files in {label_folder}")
+    remove_stale_for(target)  # a killed earlier run's hidden temporary folder
     with atomic_path(target) as tmp:
         for case in cases:
             images = sorted((source / "imagesTr").glob(f"{case}_[0-9][0-9][0-9][0-9]{ending}"))

@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 import SimpleITK as sitk
 
-from nnunet_kd.atomic import atomic_path
+from nnunet_kd.atomic import atomic_path, remove_stale_for
 from nnunet_kd.boxes.axial_boxes import axial_box_mask
 from nnunet_kd.errors import ConfigurationError
 from nnunet_kd.paths import dataset_folder_name
@@ -122,6 +122,7 @@ def write_phantom_dataset(
 
     from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 
+    remove_stale_for(target)  # a killed earlier run's hidden temporary folder
     with atomic_path(target) as tmp:
         subfolders = ["imagesTr", BOXES_TR, "labelsTr" if role == "strong" else REFERENCE_TR]
         if num_test:

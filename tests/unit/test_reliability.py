@@ -206,6 +206,16 @@ def test_a_converter_refuses_an_id_that_another_dataset_has_and_a_foreign_folder
     assert code == 0 and not errors
 
 
+def test_phantoms_remove_the_hidden_folder_an_interrupted_run_left(raw, capsys):
+    stale = raw / ".Dataset950_Tiny.tmp-0badf00d"
+    (stale / "imagesTr").mkdir(parents=True)
+    (stale / "imagesTr" / "half_written.nii.gz").write_bytes(b"cut")
+    code, errors = run_cli(capsys, "phantoms", "-d", "950", "--name", "Tiny", "--num-train", "1", "--shape",
+                           "16", "32", "32", "--max-diameter", "20", "--min-diameter", "10")
+    assert code == 0 and not errors
+    assert not stale.exists() and [p.name for p in raw.iterdir()] == ["Dataset950_Tiny"]
+
+
 # ---------------------------------------------------------------- boxes-to-labels
 
 
