@@ -19,7 +19,7 @@ from nnunet_kd.atomic import atomic_path
 from nnunet_kd.boxes.constraint import ConstraintReport, constrain_to_boxes
 from nnunet_kd.boxes.inputs import image_cases, require_valid_box_masks, same_geometry
 from nnunet_kd.errors import InputError, NnunetKdError
-from nnunet_kd.integrity.image_files import check_image_file, read_image
+from nnunet_kd.integrity.image_files import check_image_file
 
 
 def constrain_folder(
@@ -40,8 +40,7 @@ def constrain_folder(
         pairs.append((case, prediction_file, box_file))
     output.mkdir(parents=True, exist_ok=True)
     for case, prediction_file, box_file in pairs:
-        prediction = read_image(prediction_file, f"{case}: prediction")
-        box = read_image(box_file, f"{case}: box mask")
+        prediction, box = sitk.ReadImage(str(prediction_file)), sitk.ReadImage(str(box_file))  # checked above
         mismatch = same_geometry(prediction, box)
         if mismatch:
             raise InputError(f"{case}: box mask {mismatch.replace('image', 'prediction')}")
