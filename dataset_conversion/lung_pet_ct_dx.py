@@ -63,6 +63,7 @@ from nnunet_kd.dataset_conversion.raw_dataset import (
     write_patient_splits,
 )
 from nnunet_kd.errors import InputError
+from nnunet_kd.integrity.fingerprints import files_fingerprint
 from nnunet_kd.splits import choose_test_patients
 
 SUBJECT_PREFIX = "Lung_Dx-"
@@ -390,16 +391,18 @@ def convert(
         case = case_of[series.series_instance_uid]
         split = "test" if subject_short(series.patient_id) in test_patients else "train"
         outputs = _output_paths(out, case, split, options)
-        previous = manifest.finished(series.series_instance_uid, outputs.values())
+        boxes = boxes_of[series.series_instance_uid]
+        # the slices and the boxes projected onto them: a changed annotation file changes its boxes
+        inputs = files_fingerprint([header.path for header in series.slices], settings=boxes)
+        previous = manifest.finished(series.series_instance_uid, outputs.values(), inputs)
         if previous is not None and previous.get("case") == case and previous.get("split") == split:
             manifest.record(previous)
             report.kept_cases.append(case)
             done += 1
             progress(done, len(all_series), case, "kept (already converted)", options.quiet)
             continue
-        boxes = boxes_of[series.series_instance_uid]
         row.update(case=case, split=split, box_files_projected=projected_files[series.series_instance_uid],
-                   num_boxes=len(boxes))
+                   num_boxes=len(boxes), inputs=inputs)
         pending[series.series_instance_uid] = row
         jobs.append((series.series_instance_uid, {"series": series, "boxes": boxes, "outputs": outputs,
                                                   "crop": options.crop}))
@@ -415,7 +418,8 @@ def convert(
         row["label_voxels"] = row["box_voxels"] if options.write_coarse_labels else 0
         manifest.record(row)
         report.kept_cases.append(row["case"])
-        progress(done, len(all_series), row["case"], f"kept ({row['num_boxes']} boxes)", options.quiet)
+        progress(done, len(all_series), row["case"],
+                 f"kept ({row['num_boxes']} boxes)" + manifest.status_note(uid), options.quiet)
 
     report.kept_cases.sort()
     patient_of = {case_of[s.series_instance_uid]: subject_short(s.patient_id) for s in chosen}

@@ -32,6 +32,7 @@ from nnunet_kd.dataset_conversion.raw_dataset import (
     write_patient_splits,
 )
 from nnunet_kd.errors import InputError
+from nnunet_kd.integrity.fingerprints import files_fingerprint
 from nnunet_kd.integrity.image_files import read_image
 from nnunet_kd.splits import choose_test_patients
 
@@ -121,8 +122,10 @@ def convert(
         suffix = "Tr" if split == "train" else "Ts"
         image_out = out / f"images{suffix}" / f"{case}_0000.nii.gz"
         label_out = out / f"labels{suffix}" / f"{case}.nii.gz"
-        row: dict[str, Any] = {"source": f"{case}.nii.gz", "case": case, "patient": case, "split": split}
-        previous = manifest.finished(row["source"], [image_out, label_out])
+        inputs = files_fingerprint([images / f"{case}.nii.gz", labels / f"{case}.nii.gz"])
+        row: dict[str, Any] = {"source": f"{case}.nii.gz", "case": case, "patient": case, "split": split,
+                               "inputs": inputs}
+        previous = manifest.finished(row["source"], [image_out, label_out], inputs)
         if previous is not None and previous.get("split") == split:
             manifest.record(previous)
             report.kept_cases.append(case)
@@ -144,7 +147,7 @@ def convert(
             remove_outputs([jobs_of[case]["image_out"], jobs_of[case]["label_out"]])
         manifest.record(row)
         done += 1
-        status = row["status"] + (f" ({row['reason']})" if row["reason"] else "")
+        status = row["status"] + (f" ({row['reason']})" if row["reason"] else "") + manifest.status_note(row["source"])
         progress(done, len(cases), case, status, options.quiet)
     report.kept_cases.sort()
 

@@ -49,6 +49,7 @@ from nnunet_kd.dataset_conversion.raw_dataset import (
     write_patient_splits,
 )
 from nnunet_kd.errors import InputError
+from nnunet_kd.integrity.fingerprints import files_fingerprint
 from nnunet_kd.splits import choose_test_patients
 
 PRIMARY_GTV_PATTERN = r"gtv-?1"
@@ -179,18 +180,19 @@ def convert(
         if case in seen_patients:
             exclude("another RTSTRUCT of this patient was already converted")
             continue
-        previous = manifest.finished(row["source"], [image_out, label_out])
+        rtstruct = pydicom.dcmread(rtstruct_path)
+        ct = ct_by_uid.get(referenced_series_uid(rtstruct) or "")
+        if ct is None:
+            exclude(f"the CT series the RTSTRUCT references ({referenced_series_uid(rtstruct)}) is not in the download")
+            continue
+        row["inputs"] = files_fingerprint([rtstruct_path, *(header.path for header in ct.slices)])
+        previous = manifest.finished(row["source"], [image_out, label_out], row["inputs"])
         if previous is not None and previous.get("split") == split:
             manifest.record(previous)
             report.kept_cases.append(case)
             seen_patients.add(case)
             done += 1
             progress(done, len(structures), case, "kept (already converted)", options.quiet)
-            continue
-        rtstruct = pydicom.dcmread(rtstruct_path)
-        ct = ct_by_uid.get(referenced_series_uid(rtstruct) or "")
-        if ct is None:
-            exclude(f"the CT series the RTSTRUCT references ({referenced_series_uid(rtstruct)}) is not in the download")
             continue
         row.update(ct_folder=str(ct.slices[0].path.parent) if ct.slices else "", num_slices=len(ct.slices))
         spacing = check_slice_spacing(ct.slice_offsets())
@@ -225,6 +227,7 @@ def convert(
         manifest.record(row)
         done += 1
         status = f"kept ({row['rois']})" if row["status"] == KEPT else f"excluded ({row['reason']})"
+        status += manifest.status_note(row["source"])
         progress(done, len(structures), case, status, options.quiet)
     report.kept_cases.sort()
 

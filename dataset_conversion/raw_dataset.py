@@ -3,7 +3,8 @@
 The manifest (``manifest.csv`` and ``manifest.json`` in the output dataset folder) has one row per source case or
 series: whether it was kept, why not, its geometry and label statistics. It is rewritten atomically after every
 case, so an interrupted run leaves a valid manifest; a rerun with the same settings skips cases whose row says
-"kept" and whose output files all exist. Cases run in a process pool when asked (:func:`map_cases`).
+"kept", whose output files all exist and whose source files (and annotations) have the fingerprint the row recorded
+(:func:`nnunet_kd.integrity.fingerprints.files_fingerprint`); a case whose sources changed is converted again. Cases run in a process pool when asked (:func:`map_cases`).
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ class Manifest:
         self.settings = json.loads(json.dumps(dict(settings), default=str))
         self.summary: dict[str, Any] = {}
         self._previous: dict[str, dict[str, Any]] = {}
+        #: sources whose files changed since the previous run (converted again)
+        self.changed: set[str] = set()
         path = self.folder / MANIFEST_JSON
         if path.is_file():
             try:
@@ -136,12 +139,21 @@ class Manifest:
             except (json.JSONDecodeError, AttributeError):
                 self._previous = {}
 
-    def finished(self, source: str, outputs: Iterable[str | os.PathLike]) -> dict[str, Any] | None:
-        """The previous run's row for ``source`` if it was kept and all ``outputs`` exist (then it is reused)."""
+    def finished(self, source: str, outputs: Iterable[str | os.PathLike], inputs: str | None = None
+                 ) -> dict[str, Any] | None:
+        """The previous run's row for ``source`` if it was kept, all ``outputs`` exist and it recorded the same
+        ``inputs`` fingerprint (then it is reused); a changed fingerprint adds ``source`` to :attr:`changed`."""
         row = self._previous.get(source)
         if row is None or row.get("status") != KEPT or not all(Path(p).is_file() for p in outputs):
             return None
+        if inputs is not None and row.get("inputs") != inputs:
+            self.changed.add(source)
+            return None
         return row
+
+    def status_note(self, source: str) -> str:
+        """`` (sources changed, converted again)`` for a source in :attr:`changed`, else ``""``."""
+        return " (sources changed since the last run, converted again)" if source in self.changed else ""
 
     def record(self, row: Mapping[str, Any]) -> None:
         """Add or replace a row (absent columns become ``None``) and rewrite both manifest files."""

@@ -102,8 +102,10 @@ def prepare_output(raw_root: Path, dataset_id: int, name: str, request: dict, ov
     refuse_writing_into_inputs([target, *clashes], inputs, "export-pseudo-labels")
     same = target.is_dir() and read_request(target) == request
     if not (same and not clashes):
-        # a folder without any file yet is another part of this export being set up: not a clash
-        fresh = target.is_dir() and not any(p.is_file() for p in target.rglob("*"))
+        # a folder without any file but a request is another part of this export being set up, or an export that
+        # stopped before its first case (a teacher that did not load): not a clash, nothing in it to lose
+        fresh = target.is_dir() and not any(p.is_file() and p.relative_to(target).as_posix() != layout.REQUEST_FILE
+                                            for p in target.rglob("*"))
         existing = clashes + ([target] if target.exists() and not fresh and not same else [])
         if existing and not overwrite:
             raise ConfigurationError(

@@ -264,3 +264,28 @@ def test_regular_grid_of_series_with_missing_slices():
     np.testing.assert_array_equal(filled[:, 0, 0], [0, 10, 20, 30, 40])
     nearest = fill_missing_slices(volume, np.array([0, 1, 4]), interpolate=False)
     np.testing.assert_array_equal(nearest[:, 0, 0], [0, 10, 10, 40, 40])
+
+
+def test_rerun_after_an_annotation_changed_redraws_that_series_box_mask(source, tmp_path, capsys):
+    import shutil
+
+    root, notes = tmp_path / "download", tmp_path / "download" / "Annotation"
+    shutil.copytree(source["root"], root)
+    out = tmp_path / "Dataset502_LungPETCTDx"
+    convert(root, out, notes, LungPetCtDxOptions(quiet=True))
+    box_file = out / "boxesTr" / "LungDx_A9001_01.nii.gz"
+    before = sitk.GetArrayFromImage(sitk.ReadImage(str(box_file)))
+    truth = source["truth"][0]
+    uid_file = next(f for f in (notes / "A9001").glob("*.xml") if f.read_text().count("<xmin>") == 1
+                    and f"<xmin>{truth.col_min}</xmin>" in f.read_text())
+    text = uid_file.read_text()  # the annotator widens the first box by one column
+    uid_file.write_text(text.replace(f"<xmax>{truth.col_max}</xmax>", f"<xmax>{truth.col_max + 1}</xmax>"))
+    capsys.readouterr()
+    convert(root, out, notes, LungPetCtDxOptions())
+    err = capsys.readouterr().err
+    assert "LungDx_A9001_01: kept (" in err and "sources changed since the last run" in err
+    after = sitk.GetArrayFromImage(sitk.ReadImage(str(box_file)))
+    assert int(after.sum()) > int(before.sum())  # the widened box covers more voxels
+    capsys.readouterr()
+    convert(root, out, notes, LungPetCtDxOptions())  # nothing changed since: nothing converted again
+    assert "kept (already converted)" in capsys.readouterr().err

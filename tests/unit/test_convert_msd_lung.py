@@ -144,3 +144,25 @@ def test_parallel_conversion_gives_the_same_dataset(converted, task, tmp_path):
         for folder, name in (("imagesTr", f"{case}_0000.nii.gz"), ("labelsTr", f"{case}.nii.gz")):
             ours = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "parallel" / folder / name)))
             np.testing.assert_array_equal(ours, sitk.GetArrayFromImage(sitk.ReadImage(str(serial_out / folder / name))))
+
+
+def test_rerun_converts_again_exactly_the_case_whose_source_label_changed(task, tmp_path, capsys):
+    import shutil
+
+    root, truth = task
+    source = tmp_path / "Task06_Lung"
+    shutil.copytree(root, source)
+    out = tmp_path / "Dataset503_MSDLung"
+    convert(source, out, MsdLungOptions(quiet=True))
+    relabelled = truth["lung_003"].label.copy()
+    relabelled[relabelled > 0] = 0  # the corrected label has no tumour voxel left
+    _write(relabelled.astype(np.float32), source / "labelsTr" / "lung_003.nii.gz")
+    untouched = (out / "labelsTr" / "lung_001.nii.gz").stat().st_mtime_ns
+    capsys.readouterr()
+    convert(source, out, MsdLungOptions())
+    err = capsys.readouterr().err
+    assert "lung_003: kept (sources changed since the last run, converted again)" in err
+    assert "lung_001: kept (already converted)" in err
+    assert (out / "labelsTr" / "lung_001.nii.gz").stat().st_mtime_ns == untouched
+    label = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "labelsTr" / "lung_003.nii.gz")))
+    assert not label.any()

@@ -339,3 +339,18 @@ def test_rerun_redoes_exactly_the_cases_whose_inputs_changed(env, capsys):
                                                                          "c2_0000.nii.gz"]
     assert "3 case(s) redone" in capsys.readouterr().out
     assert set(snapshot(folder)) == set(first)  # the same files, rewritten in place
+
+
+def test_an_export_that_stopped_before_its_first_case_does_not_block_a_rerun_with_another_teacher(env):
+    def damaged(teacher):
+        raise InputError(f"{teacher.name}: checkpoint_final.pth is damaged")
+
+    with pytest.raises(InputError, match="damaged"):
+        run_export(model_factory=damaged)
+    skeleton = env / "raw" / "Dataset501_PseudoLabels"
+    assert [p for p in skeleton.rglob("*") if p.is_file()] == [skeleton / "provenance" / "request.json"]
+    make_teacher(env / "results", trainer="TrainerB")
+    folder = export_pseudo_labels([TeacherRequest("902", "TrainerB", "cfg_box", folds=("0",))], "902", strong="900",
+                                  model_factory=BoxTeacher, progress=False, options=ExportOptions(qc=False))
+    assert "TrainerB" in (folder / "provenance" / "request.json").read_text()
+    assert (folder / "dataset.json").is_file()
