@@ -166,6 +166,21 @@ def test_dataset_is_accepted_by_nnunet_and_rerun_is_a_no_op(strong_dataset):
         write_phantom_dataset(strong_dataset.parent, 990, "UnitStrong", num_training=4, config=SMALL)
 
 
+def test_rerun_writes_again_a_dataset_whose_files_were_changed_or_removed(tmp_path, capsys):
+    strong = write_phantom_dataset(tmp_path, 992, "UnitRewrite", num_training=2, num_test=1, seed=3, config=SMALL)
+    label = strong / "labelsTr" / "strong_001.nii.gz"
+    original = label.read_bytes()
+    label.unlink()
+    (strong / "boxesTs" / "strong_t000.nii.gz").write_bytes(b"edited")
+    capsys.readouterr()
+    write_phantom_dataset(tmp_path, 992, "UnitRewrite", num_training=2, num_test=1, seed=3, config=SMALL)
+    assert "files changed or removed since it was written; writing it again" in capsys.readouterr().out
+    assert label.read_bytes() == original
+    assert sitk.ReadImage(str(strong / "boxesTs" / "strong_t000.nii.gz")).GetSize() == SMALL.shape_zyx[::-1]
+    write_phantom_dataset(tmp_path, 992, "UnitRewrite", num_training=2, num_test=1, seed=3, config=SMALL)
+    assert "writing it again" not in capsys.readouterr().out
+
+
 def test_weak_dataset_hides_ground_truth_and_failed_request_leaves_nothing(tmp_path):
     weak = write_phantom_dataset(tmp_path, 991, "UnitWeak", num_training=2, role="weak", config=SMALL)
     assert not (weak / "labelsTr").exists()
