@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -42,8 +45,6 @@ def output_folder(args: argparse.Namespace) -> Path:
     Raises:
         ConfigurationError: one of the above, naming the folder.
     """
-    import shutil
-
     from nnunet_kd.errors import ConfigurationError
     from nnunet_kd.paths import datasets_with_id, raw_dataset_folder, refuse_writing_into_inputs
 
@@ -83,7 +84,7 @@ def print_summary(kept: int, rows: list[dict], folder: Path) -> None:
     """One closing line: kept / excluded / missing counts and where the manifest is.
 
     Raises:
-        InputError: no case was kept (the command then exits non-zero; the manifest says why for each case).
+        InputError: no case was kept, naming the first reasons (the command then exits non-zero).
     """
     from nnunet_kd.errors import InputError
 
@@ -91,7 +92,22 @@ def print_summary(kept: int, rows: list[dict], folder: Path) -> None:
     for row in rows:
         counts[row.get("status") or "?"] = counts.get(row.get("status") or "?", 0) + 1
     details = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    print(f"{kept} case(s) written to {folder} ({details}); see {folder / 'manifest.csv'}")
     if kept == 0:
-        raise InputError(f"no case was kept ({details or 'no source case found'}); the reasons are in "
-                         f"{folder / 'manifest.csv'}")
+        reasons = [f"{row.get('case') or row.get('patient') or row.get('source')}: {row['reason']}"
+                   for row in rows if row.get("reason")]
+        shown = "; ".join(reasons[:3]) + (f"; {len(reasons) - 3} more" if len(reasons) > 3 else "")
+        raise InputError(f"no case was kept ({details or 'no source case found'}{': ' + shown if shown else ''})")
+    print(f"{kept} case(s) written to {folder} ({details}); see {folder / 'manifest.csv'}")
+
+
+@contextmanager
+def output_of_this_run(folder: Path) -> Iterator[Path]:
+    """Remove ``folder`` again when the conversion fails and the folder did not exist before it started (a dataset
+    with no case, or a half-made one, must not take the dataset id); a folder of an earlier run is kept to resume."""
+    existed = folder.exists()
+    try:
+        yield folder
+    except BaseException:
+        if not existed and folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+        raise

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nnunet_kd.atomic import atomic_path, atomic_write_json, atomic_write_text, remove_stale
-from nnunet_kd.errors import InputError
+from nnunet_kd.errors import ConfigurationError, InputError
 from nnunet_kd.splits import SPLITS_FILE, patient_grouped_folds, write_splits
 
 if TYPE_CHECKING:
@@ -54,6 +54,15 @@ class ConversionOptions:
     num_processes: int = 1
     dataset_name: str = "Converted"
     quiet: bool = False
+
+    def __post_init__(self) -> None:
+        """Options are checked when they are made, before a converter creates anything."""
+        if not 0.0 <= self.test_fraction < 1.0:
+            raise ConfigurationError(f"--test-fraction must be in [0, 1), got {self.test_fraction}")
+        if self.num_folds < 2:
+            raise ConfigurationError(f"--folds must be at least 2, got {self.num_folds}")
+        if self.num_processes < 1:
+            raise ConfigurationError(f"--processes must be at least 1, got {self.num_processes}")
 
 def write_image(image: sitk.Image, path: str | os.PathLike) -> None:
     """Write a ``sitk.Image`` atomically (compressed NIfTI for ``.nii.gz``)."""

@@ -120,4 +120,4 @@ def refuse_writing_into_inputs(outputs: Iterable[str | os.PathLike], inputs: Ite
             if target == source or source.is_relative_to(target) or target.is_relative_to(source):
                 raise ConfigurationError(
                     f"{job} would write into or replace {output}, which holds its input {source}; choose another "
-                    "output dataset id (nothing was changed)")
+                    "output (nothing was changed)")

@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from nnunet_kd.atomic import atomic_write_json
-from nnunet_kd.errors import InputError
+from nnunet_kd.errors import ConfigurationError, InputError
 
 SPLITS_FILE = "splits_final.json"
 
@@ -39,7 +39,7 @@ def patient_grouped_folds(
         InputError: fewer patients than folds.
     """
     if num_folds < 2:
-        raise ValueError(f"num_folds must be at least 2, got {num_folds}")
+        raise ConfigurationError(f"--folds must be at least 2, got {num_folds}")
     groups = patients_of(case_to_patient)
     if len(groups) < num_folds:
         raise InputError(f"cannot make {num_folds} patient-grouped folds from {len(groups)} patient(s)")
@@ -66,7 +66,7 @@ def choose_test_patients(
     The choice depends only on the sorted patient list and the seed, so reruns hold out the same patients.
     """
     if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"test fraction must be in [0, 1), got {fraction}")
+        raise ConfigurationError(f"--test-fraction must be in [0, 1), got {fraction}")
     all_patients = sorted(set(patients))
     chosen = {p for p in fixed if p in all_patients}
     rest = [p for p in all_patients if p not in chosen]

@@ -18,32 +18,50 @@ import SimpleITK as sitk
 from nnunet_kd.atomic import atomic_path
 from nnunet_kd.boxes.constraint import ConstraintReport, constrain_to_boxes
 from nnunet_kd.boxes.inputs import image_cases, require_valid_box_masks, same_geometry
-from nnunet_kd.errors import InputError, NnunetKdError
+from nnunet_kd.errors import ConfigurationError, InputError, NnunetKdError
 from nnunet_kd.integrity.image_files import check_image_file
+from nnunet_kd.paths import refuse_writing_into_inputs
 
 
 def constrain_folder(
     predictions: str | os.PathLike, boxes: str | os.PathLike, output: str | os.PathLike, margin_mm: float,
-    file_ending: str = ".nii.gz",
+    file_ending: str = ".nii.gz", in_place: bool = False,
 ) -> dict[str, ConstraintReport]:
-    """Apply :func:`constrain_to_boxes` to every prediction in a folder (output may be the same folder)."""
+    """Apply :func:`constrain_to_boxes` to every prediction in a folder.
+
+    Every input is checked (whole files, a box mask per prediction on the same grid) before the first case is
+    written. ``output`` must not be one of the input folders unless ``in_place`` (for a command that constrains the
+    predictions it has just written itself).
+
+    Raises:
+        ConfigurationError: a negative margin, or the output is an input folder.
+        InputError: no prediction, a missing, damaged or misaligned box mask, a damaged prediction.
+    """
+    if margin_mm < 0:
+        raise ConfigurationError(f"--margin-mm must be >= 0, got {margin_mm}")
+    predictions, boxes, output = Path(predictions), Path(boxes), Path(output)
+    if not in_place:
+        refuse_writing_into_inputs([output], [predictions, boxes], "constrain-to-boxes")
+    files = sorted(predictions.glob(f"*{file_ending}"))
+    if not files:
+        raise InputError(f"no {file_ending} prediction in {predictions}" + (
+            "" if predictions.is_dir() else " (the folder does not exist)"))
     reports: dict[str, ConstraintReport] = {}
-    output = Path(output)
     pairs = []
-    for prediction_file in sorted(Path(predictions).glob(f"*{file_ending}")):  # every input checked before writing
+    for prediction_file in files:  # every input checked before writing
         case = prediction_file.name[: -len(file_ending)]
-        box_file = Path(boxes) / prediction_file.name
+        box_file = boxes / prediction_file.name
         if not box_file.is_file():
             raise InputError(f"{case}: box mask {box_file} is missing")
         check_image_file(prediction_file, f"{case}: prediction")
         check_image_file(box_file, f"{case}: box mask")
+        mismatch = same_geometry(image_header(prediction_file), image_header(box_file))
+        if mismatch:
+            raise InputError(f"{case}: box mask {mismatch.replace('image', 'prediction')}")
         pairs.append((case, prediction_file, box_file))
     output.mkdir(parents=True, exist_ok=True)
     for case, prediction_file, box_file in pairs:
         prediction, box = sitk.ReadImage(str(prediction_file)), sitk.ReadImage(str(box_file))  # checked above
-        mismatch = same_geometry(prediction, box)
-        if mismatch:
-            raise InputError(f"{case}: box mask {mismatch.replace('image', 'prediction')}")
         seg, report = constrain_to_boxes(sitk.GetArrayFromImage(prediction), sitk.GetArrayFromImage(box),
                                          tuple(reversed(prediction.GetSpacing())), margin_mm)
         constrained = sitk.GetImageFromArray(seg.astype(np.uint8))
@@ -52,6 +70,15 @@ def constrain_folder(
             sitk.WriteImage(constrained, str(tmp), useCompression=True)
         reports[case] = report
     return reports
+
+
+def image_header(path: Path) -> sitk.ImageFileReader:
+    """The file's header, read without its voxels: ``GetSize``, ``GetSpacing``, ``GetOrigin`` and ``GetDirection``
+    as a ``sitk.Image`` has them (what :func:`~nnunet_kd.boxes.inputs.same_geometry` compares)."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    return reader
 
 
 def summarize_constraint(reports: dict[str, ConstraintReport]) -> str:
@@ -89,4 +116,4 @@ def predict_with_boxes(
     written = {p.name[: -len(file_ending)] for p in Path(output).glob(f"*{file_ending}")}
     if expected - written:
         raise NnunetKdError(f"nnUNetv2_predict wrote no prediction for {sorted(expected - written)}")
-    return constrain_folder(output, boxes, output, constrain_margin_mm, file_ending)
+    return constrain_folder(output, boxes, output, constrain_margin_mm, file_ending, in_place=True)

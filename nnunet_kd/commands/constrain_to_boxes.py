@@ -11,7 +11,7 @@ HELP = "set predicted voxels farther than a margin (mm) from every box to backgr
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-i", "--predictions", required=True, help="folder of <case>.nii.gz predictions")
     parser.add_argument("-b", "--boxes", required=True, help="folder of <case>.nii.gz box masks on the same grids")
-    parser.add_argument("-o", "--output", required=True, help="output folder (may equal the input)")
+    parser.add_argument("-o", "--output", required=True, help="output folder (not one of the input folders)")
     parser.add_argument("--margin-mm", type=float, default=5.0, help="tolerance around the boxes (default 5 mm)")
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnunet_kd.dataset_conversion.cli_options import add_common_arguments, output_folder, print_summary, split_settings
+from nnunet_kd.dataset_conversion.cli_options import (
+    add_common_arguments,
+    output_folder,
+    output_of_this_run,
+    print_summary,
+    split_settings,
+)
 
 NAME = "convert-lung-pet-ct-dx"
 HELP = "convert Lung-PET-CT-Dx (TCIA download + annotation XMLs) to an nnU-Net raw dataset with box masks (boxesTr)"
@@ -33,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
         min_z_length_mm=args.min_z_mm, max_z_length_mm=args.max_z_mm, write_coarse_labels=args.coarse_labels,
         drop_unknown_classes=args.drop_unknown_classes, clip_boxes=args.clip_boxes, **split_settings(args),
     )
-    folder = output_folder(args)
-    report = convert(args.source, folder, args.annotations, options)
-    for problem in report.annotation_problems:  # every annotation file not used as it is, by name
-        print(f"annotation {problem['file']}: {problem['problem']}")
-    print_summary(len(report.kept_cases), report.rows, folder)
+    with output_of_this_run(output_folder(args)) as folder:
+        report = convert(args.source, folder, args.annotations, options)
+        for problem in report.annotation_problems:  # every annotation file not used as it is, by name
+            print(f"annotation {problem['file']}: {problem['problem']}")
+        print_summary(len(report.kept_cases), report.rows, folder)
     counts = report.annotation_counts
     print(f"annotations: {counts.get('files', 0)} file(s), {counts.get('resolved', 0)} placed, "
           f"{counts.get('unknown_uid', 0)} unknown UID, {counts.get('malformed', 0)} malformed, "

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nnunet_kd.dataset_conversion.cli_options import add_common_arguments, output_folder, print_summary, split_settings
+from nnunet_kd.dataset_conversion.cli_options import (
+    add_common_arguments,
+    output_folder,
+    output_of_this_run,
+    print_summary,
+    split_settings,
+)
 
 NAME = "convert-nsclc"
 HELP = "convert NSCLC-Radiomics (CT + RTSTRUCT) to an nnU-Net raw dataset, tumour = GTV-1 by default"
@@ -24,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from nnunet_kd.dataset_conversion.nsclc_radiomics import NsclcOptions, convert
 
-    folder = output_folder(args)
     options = NsclcOptions(roi_pattern=args.roi_pattern, merge_all_gtvs=args.merge_all_gtvs,
                            interpolate_missing_slices=args.interpolate_missing_slices, **split_settings(args))
-    report = convert(args.source, folder, options)
-    print_summary(len(report.kept_cases), report.rows, folder)
+    with output_of_this_run(output_folder(args)) as folder:
+        report = convert(args.source, folder, options)
+        print_summary(len(report.kept_cases), report.rows, folder)
     return 0

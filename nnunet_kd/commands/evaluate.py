@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from nnunet_kd.evaluation import EvaluationSettings, ReportOptions, write_report
     from nnunet_kd.evaluation.source_datasets import load_source_mapping
     from nnunet_kd.metrics import METRIC_NAMES
+    from nnunet_kd.paths import refuse_writing_into_inputs
 
     if not 0.0 < args.overlap_threshold <= 1.0:
         raise InputError(f"--overlap-threshold must be in (0, 1], got {args.overlap_threshold}")
@@ -100,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
         table_metrics=tuple(args.table_metrics) if args.table_metrics else METRIC_NAMES,
     )
     mapping = load_source_mapping(args.sources) if args.sources is not None else None
-    record = write_report(args.output, parse_predictions(args.pred), args.ref, settings, mapping, options)
+    predictions = parse_predictions(args.pred)
+    refuse_writing_into_inputs([args.output], [args.ref, args.images, *predictions.values()], "nnunet_kd evaluate")
+    record = write_report(args.output, predictions, args.ref, settings, mapping, options)
     print((args.output / "report.md").read_text())
     if record["skipped"]:
         print(f"skipped {len(record['skipped'])} case(s), listed in {args.output / 'report.md'}")

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nnunet_kd.errors import ConfigurationError
 from nnunet_kd.paths import dataset_folder_name, nnunet_folder
-from nnunet_kd.pseudo_labels.export import ExportOptions, build_request, export_part, part_cases, prepare_output
+from nnunet_kd.pseudo_labels.export import (
+    ExportOptions,
+    build_request,
+    export_part,
+    is_done,
+    part_cases,
+    prepare_output,
+)
 from nnunet_kd.pseudo_labels.merge import merge_export
 from nnunet_kd.pseudo_labels.predictor import ProbabilityModel
 from nnunet_kd.pseudo_labels.source_cases import (
@@ -101,12 +109,19 @@ def export_pseudo_labels(
     part_cases(cases, num_parts, part_id)  # check the part arguments before creating anything
     inputs = [weak_dataset.folder, box_folder if have_boxes else None,
               None if strong is None else strong_dataset.folder]
+    existed = (root / dataset_folder_name(output_id, output_name)).exists()
     folder = prepare_output(root, output_id, output_name, request, overwrite, [p for p in inputs if p is not None])
     factory = model_factory or nnunet_model_factory()
     checkpoints = [t.folder / f"fold_{fold}" / t.spec.checkpoint for t in resolved for fold in t.folds]
-    export_part(folder, cases, lambda: [factory(t) for t in resolved], [t.spec.weight for t in resolved],
-                [t.name for t in resolved], options, weak_dataset.file_ending, num_parts, part_id, progress,
-                checkpoints)
+    try:
+        export_part(folder, cases, lambda: [factory(t) for t in resolved], [t.spec.weight for t in resolved],
+                    [t.name for t in resolved], options, weak_dataset.file_ending, num_parts, part_id, progress,
+                    checkpoints)
+    except BaseException:
+        # stopped before its first case (a teacher that does not load, Ctrl-C): nothing of this export to keep
+        if num_parts == 1 and not existed and not any(is_done(folder, case) for case in cases):
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     if num_parts == 1:
         merge_export(folder, progress=progress)
     elif progress:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from nnunet_kd.errors import InputError
+from nnunet_kd.errors import ConfigurationError, InputError
 from nnunet_kd.metrics.bounding import bounding_slices
 from nnunet_kd.pseudo_labels import layout
 from nnunet_kd.pseudo_labels.cleanup import outside_boxes
@@ -45,6 +45,13 @@ class Thresholds:
     min_fill: float = 0.2
     max_fill: float = 0.95
     margin_mm: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_fill < self.max_fill <= 1.0:
+            raise ConfigurationError(f"box fill thresholds must satisfy 0 <= --min-fill < --max-fill <= 1, got "
+                                     f"{self.min_fill} and {self.max_fill}")
+        if self.margin_mm < 0:
+            raise ConfigurationError(f"--margin-mm must be >= 0, got {self.margin_mm}")
 
 
 @dataclass
