@@ -23,7 +23,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
-from nnunet_kd.atomic import atomic_path, atomic_write_json
+from nnunet_kd.atomic import atomic_write_json
 from nnunet_kd.boxes.channel import AppendTeacherBoxChannelTransform
 from nnunet_kd.distillation.distributed import average_gradients, broadcast_parameters, mean_over_ranks
 from nnunet_kd.distillation.epoch_log import log_epoch_values, plot_kd_progress, register_keys
@@ -241,19 +241,14 @@ class nnUNetTrainerDistillationBase(SafeCheckpointMixin, nnUNetTrainer):
             plot_kd_progress(self.logger, self.kd_log_keys, self.output_folder)
 
     # ------------------------------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self, filename: str) -> None:
-        """nnU-Net's checkpoint with the adapters beside (never inside) the network weights, written under a temporary
-        name and renamed: an interruption never leaves a cut-off checkpoint."""
-        if self.local_rank != 0 or self.disable_checkpointing:
-            super().save_checkpoint(filename)
-            return
-        with atomic_path(filename) as tmp:
-            super().save_checkpoint(str(tmp))
-            state = self.kd_objective.state_dict() if self.kd_objective is not None else {}
-            if state:
-                checkpoint = load_checkpoint(tmp, "the student's checkpoint")
-                checkpoint["kd_adapters"] = state
-                torch.save(checkpoint, tmp)
+    def add_to_checkpoint(self, checkpoint_file: Path) -> None:
+        """The adapters beside (never inside) the network weights of nnU-Net's checkpoint, before it is renamed into
+        place (:class:`SafeCheckpointMixin`)."""
+        state = self.kd_objective.state_dict() if self.kd_objective is not None else {}
+        if state:
+            checkpoint = load_checkpoint(checkpoint_file, "the student's checkpoint")
+            checkpoint["kd_adapters"] = state
+            torch.save(checkpoint, checkpoint_file)
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
         """nnU-Net's resume (``--c``, ``--val``) after the safety check (:class:`SafeCheckpointMixin`); the adapters

@@ -1,13 +1,18 @@
-"""Every shipped trainer checks its own checkpoint before nnU-Net loads it.
+"""Every shipped trainer checks its own checkpoint before nnU-Net loads it, and writes it under a temporary name.
 
 nnU-Net's ``load_checkpoint`` (``nnUNetv2_train --c`` and ``--val``) unpickles with ``weights_only=False``: a
 ``checkpoint_latest.pth`` carrying a pickle payload would run it. :class:`SafeCheckpointMixin` first loads the file
 with :func:`~nnunet_kd.integrity.checkpoints.load_checkpoint` (``weights_only=True``) and stops with one line if it
-holds anything but tensors and plain data, or is cut off; then nnU-Net loads it as usual.
+holds anything but tensors and plain data, or is cut off; then nnU-Net loads it as usual. nnU-Net's
+``save_checkpoint`` writes the file in place, so an interruption while saving leaves a cut-off checkpoint; the mixin
+lets it write a hidden temporary file that is renamed once complete.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from nnunet_kd.atomic import atomic_path
 from nnunet_kd.errors import exit_on_user_error
 from nnunet_kd.integrity.checkpoints import load_checkpoint
 
@@ -20,6 +25,18 @@ class SafeCheckpointMixin:
     """
 
     checked_checkpoint: dict | None = None
+
+    def save_checkpoint(self, filename: str) -> None:
+        """nnU-Net's checkpoint, written under a temporary name, completed by :meth:`add_to_checkpoint`, renamed."""
+        if self.local_rank != 0 or self.disable_checkpointing:
+            super().save_checkpoint(filename)
+            return
+        with atomic_path(filename) as tmp:
+            super().save_checkpoint(str(tmp))
+            self.add_to_checkpoint(tmp)
+
+    def add_to_checkpoint(self, checkpoint_file: Path) -> None:
+        """Hook for subclasses that keep more than nnU-Net in the checkpoint (called before the rename)."""
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
         checkpoint = filename_or_checkpoint

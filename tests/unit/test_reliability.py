@@ -377,3 +377,23 @@ def test_a_distillation_student_refuses_to_resume_from_a_cut_off_checkpoint(tmp_
         trainer.load_checkpoint(str(cut))
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("nnunet_kd: error:")]
     assert exit_info.value.code == 2 and len(errors) == 1 and "cut off or corrupt" in errors[0]
+
+
+@pytest.mark.parametrize("name", sorted(__import__("nnunet_kd.trainers", fromlist=["__all__"]).__all__))
+def test_every_shipped_trainer_writes_its_checkpoint_under_a_temporary_name(tmp_path, monkeypatch, name):
+    import nnunet_kd.trainers
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    def interrupted_save(self, filename):  # nnU-Net's save, stopped halfway through writing
+        Path(filename).write_bytes(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    trainer = object.__new__(getattr(nnunet_kd.trainers, name))
+    trainer.local_rank, trainer.disable_checkpointing, trainer.kd_objective = 0, False, None
+    latest = tmp_path / "checkpoint_latest.pth"
+    torch.save({"network_weights": {"w": torch.ones(3)}}, latest)
+    before = snapshot(tmp_path)
+    monkeypatch.setattr(nnUNetTrainer, "save_checkpoint", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save_checkpoint(str(latest))
+    assert snapshot(tmp_path) == before  # the previous checkpoint is whole, no temporary file is left
