@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from nnunet_kd.atomic import atomic_path
+
 
 def register_keys(logger, keys: Iterable[str]) -> None:
     """Add empty per-epoch lists for ``keys`` to an nnU-Net ``MetaLogger`` (existing keys are kept)."""
@@ -50,5 +52,6 @@ def plot_kd_progress(logger, keys: list[str], output_folder: str | os.PathLike) 
         if ax.lines:
             ax.legend(loc="best")
     fig.tight_layout()
-    fig.savefig(os.path.join(output_folder, "progress_kd.png"))
+    with atomic_path(os.path.join(output_folder, "progress_kd.png")) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)

@@ -397,3 +397,28 @@ def test_every_shipped_trainer_writes_its_checkpoint_under_a_temporary_name(tmp_
     with pytest.raises(KeyboardInterrupt):
         trainer.save_checkpoint(str(latest))
     assert snapshot(tmp_path) == before  # the previous checkpoint is whole, no temporary file is left
+
+
+def test_the_progress_plot_is_drawn_under_a_temporary_name(tmp_path, monkeypatch):
+    from nnunetv2.training.logging.nnunet_logger import LocalLogger, MetaLogger
+
+    from nnunet_kd.trainers.safe_checkpoints import ProgressPlotWrittenWhole
+
+    logger = ProgressPlotWrittenWhole(MetaLogger(str(tmp_path), False))
+    for epoch in range(2):
+        for key, value in (("mean_fg_dice", 0.5), ("ema_fg_dice", 0.5), ("dice_per_class_or_region", [0.5]),
+                           ("train_losses", 1.0), ("val_losses", 1.0), ("lrs", 0.01), ("epoch_start_timestamps", 0),
+                           ("epoch_end_timestamps", 1)):
+            logger.log(key, value, epoch)
+    logger.plot_progress_png(str(tmp_path))
+    assert (tmp_path / "progress.png").read_bytes().startswith(b"\x89PNG")
+    before = snapshot(tmp_path)
+
+    def interrupted(self, output_folder):
+        (Path(output_folder) / "progress.png").write_bytes(b"\x89PN")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LocalLogger, "plot_progress_png", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        logger.plot_progress_png(str(tmp_path))
+    assert snapshot(tmp_path) == before
