@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 NAME = "add-student"
-HELP = ("add a compact student configuration (depthwise-separable residual U-Net, optional ASPP, optional box head) "
-        "that inherits the preprocessed data of 3d_fullres")
+HELP = ("add a compact student configuration that inherits the preprocessed data of 3d_fullres: a narrow "
+        "PlainConvUNet or ResidualEncoderUNet (fewer stages optional), or the depthwise-separable residual U-Net with "
+        "ASPP and an optional box head")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,9 +15,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-p", "--plans", default="nnUNetPlans",
                         help="plans identifier (default: nnUNetPlans) or a path to a plans .json file")
     parser.add_argument("--parent", default="3d_fullres", help="configuration to inherit from (default: 3d_fullres)")
-    parser.add_argument("--name", help="configuration name (default: <parent>_student, or <parent>_student_do)")
+    parser.add_argument("--kind", choices=("depthwise", "plain", "residual"), default="depthwise",
+                        help="plain: narrow PlainConvUNet (nnU-Net's network, fastest per MAC); residual: narrow "
+                             "ResidualEncoderUNet; depthwise: depthwise-separable residual U-Net with ASPP "
+                             "(default, the papers' student)")
+    parser.add_argument("--name", help="configuration name (default: <parent>_student, <parent>_student_do, "
+                                       "<parent>_plain_student, <parent>_residual_student)")
     parser.add_argument("--width", type=float, default=1.0,
                         help="multiplier for the parent's features_per_stage (default: 1.0)")
+    parser.add_argument("--stages", type=int, default=None,
+                        help="plain/residual: keep only the parent's first N stages (default: all)")
     parser.add_argument("--aspp", action=argparse.BooleanOptionalAction, default=True,
                         help="ASPP at the bottleneck (default: on)")
     parser.add_argument("--aspp-rates", type=int, nargs="+", default=[1, 2, 3], metavar="RATE",
@@ -35,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     name, changed = add_student_configuration(
         plans_file, name=args.name, parent=args.parent, width_multiplier=args.width,
         aspp_rates=args.aspp_rates if args.aspp else None, dual_output=args.dual_output,
-        n_blocks_per_stage=args.blocks_per_stage, overwrite=args.overwrite,
+        n_blocks_per_stage=args.blocks_per_stage, overwrite=args.overwrite, kind=args.kind, n_stages=args.stages,
     )
     state = "added to" if changed else "already in"
     print(f"configuration {name!r} {state} {plans_file}; "

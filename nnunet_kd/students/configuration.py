@@ -27,6 +27,7 @@ from typing import Any
 from nnunet_kd.errors import ConfigurationError
 from nnunet_kd.paths import plans_file as dataset_plans_file
 from nnunet_kd.plans import add_configuration, load_plans, resolved_configuration
+from nnunet_kd.students.convolutional_students import convolutional_student_architecture
 
 STUDENT_CLASS = "nnunet_kd.students.depthwise_unet.DepthwiseSeparableResidualUNet"
 DUAL_OUTPUT_STUDENT_CLASS = "nnunet_kd.students.dual_output_unet.DualOutputDepthwiseSeparableResidualUNet"
@@ -139,8 +140,13 @@ def student_architecture(
     }
 
 
-def default_student_name(parent: str, dual_output: bool) -> str:
-    """``3d_fullres_student`` or ``3d_fullres_student_do``."""
+STUDENT_KINDS = ("depthwise", "plain", "residual")
+
+
+def default_student_name(parent: str, dual_output: bool, kind: str = "depthwise") -> str:
+    """``3d_fullres_student`` or ``3d_fullres_student_do`` (depthwise), ``3d_fullres_plain_student``..."""
+    if kind != "depthwise":
+        return f"{parent}_{kind}_student"
     return f"{parent}_student_do" if dual_output else f"{parent}_student"
 
 
@@ -153,8 +159,14 @@ def add_student_configuration(
     dual_output: bool = False,
     n_blocks_per_stage: int = 1,
     overwrite: bool = False,
+    kind: str = "depthwise",
+    n_stages: int | None = None,
 ) -> tuple[str, bool]:
     """Add a student configuration inheriting from ``parent`` to ``plans_file``.
+
+    ``kind`` ``depthwise`` is the depthwise-separable residual U-Net (with ASPP, optionally dual-output); ``plain``
+    and ``residual`` are narrow nnU-Net U-Nets (:mod:`.convolutional_students`, ``n_stages`` may drop the deepest
+    stages; ASPP, dual output and blocks per stage do not apply to them).
 
     Returns:
         ``(name, changed)``: the configuration name and whether the file was written (False: already there).
@@ -169,11 +181,21 @@ def add_student_configuration(
             f"{plans_file} has no configuration {parent!r} to derive a student from "
             f"(it has: {', '.join(plans.get('configurations', {}))})"
         )
-    name = name or default_student_name(parent, dual_output)
+    if kind not in STUDENT_KINDS:
+        raise ConfigurationError(f"unknown student kind {kind!r}; choose one of: {', '.join(STUDENT_KINDS)}")
+    name = name or default_student_name(parent, dual_output, kind)
     if name == parent:
         raise ConfigurationError(f"the student configuration cannot replace its parent {parent!r}; choose --name")
-    architecture = student_architecture(resolved_configuration(plans, parent), width_multiplier, aspp_rates,
-                                        dual_output, n_blocks_per_stage)
+    if kind == "depthwise":
+        if n_stages is not None:
+            raise ConfigurationError("--stages applies to the plain and residual students only")
+        architecture = student_architecture(resolved_configuration(plans, parent), width_multiplier, aspp_rates,
+                                            dual_output, n_blocks_per_stage)
+    else:
+        if dual_output:
+            raise ConfigurationError("--dual-output applies to the depthwise student only")
+        architecture = convolutional_student_architecture(resolved_configuration(plans, parent), kind,
+                                                          width_multiplier, n_stages)
     changed = add_configuration(plans_file, name, {"inherits_from": parent, "architecture": architecture},
                                 overwrite=overwrite)
     return name, changed
