@@ -1,0 +1,111 @@
+"""Statistics of a multi-seed study: paired comparisons pooled over seeds, bootstrap confidence intervals, seed means.
+
+A study row is one model, seed and test case: ``{"model", "seed", "case", "dice", ...}`` (metrics as fractions).
+Two models are compared on the (seed, case) pairs both were scored on; the difference is ``b − a``:
+
+- the Wilcoxon signed-rank test of the differences (two-sided, :func:`~nnunet_kd.evaluation.paired.wilcoxon_p`);
+- the median difference with a percentile bootstrap confidence interval (``scipy.stats.bootstrap``, resampling the
+  pairs with replacement, a fixed seed so that the figures can be recomputed);
+- per model, the mean and sample standard deviation over seeds of the per-seed means (the spread a reader would
+  see by rerunning the study with another seed).
+
+A claim such as "SO − baseline ≥ +10 points" is *reproduced* when the whole confidence interval of the median
+difference lies at or above the threshold, *not reproduced* when it lies wholly below, and *inconclusive* otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nnunet_kd.errors import InputError
+from nnunet_kd.evaluation.paired import wilcoxon_p
+
+StudyRow = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """``b − a`` over the (seed, case) pairs of two models."""
+
+    a: str
+    b: str
+    metric: str
+    n_pairs: int
+    mean_difference: float
+    median_difference: float
+    ci_low: float
+    ci_high: float
+    p_wilcoxon: float
+
+
+def bootstrap_ci(values: Sequence[float], statistic: Callable[..., Any] = np.median, confidence: float = 0.95,
+                 n_resamples: int = 10000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of ``statistic`` of ``values`` (``nan``s dropped).
+
+    Returns ``(nan, nan)`` for no value; the single value twice for one value or identical values.
+    """
+    from scipy.stats import bootstrap
+
+    data = np.asarray(values, dtype=float)
+    data = data[~np.isnan(data)]
+    if data.size == 0:
+        return math.nan, math.nan
+    if np.all(data == data[0]):
+        return float(data[0]), float(data[0])
+    result = bootstrap((data,), statistic, confidence_level=confidence, n_resamples=n_resamples,
+                       method="percentile", random_state=np.random.default_rng(seed), vectorized=True, axis=-1)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def paired_values(rows: Sequence[StudyRow], a: str, b: str, metric: str = "dice") -> tuple[np.ndarray, np.ndarray]:
+    """The metric of ``a`` and of ``b`` on every (seed, case) both were scored on with a defined value."""
+    by_model: dict[str, dict[tuple[Any, Any], float]] = {a: {}, b: {}}
+    for row in rows:
+        if row["model"] in by_model and row.get(metric) is not None and not math.isnan(float(row[metric])):
+            by_model[row["model"]][(row["seed"], row["case"])] = float(row[metric])
+    for model, values in by_model.items():
+        if not values:
+            raise InputError(f"study: no {metric} of model {model!r}")
+    common = sorted(set(by_model[a]) & set(by_model[b]), key=str)
+    return (np.array([by_model[a][k] for k in common]), np.array([by_model[b][k] for k in common]))
+
+
+def compare(rows: Sequence[StudyRow], a: str, b: str, metric: str = "dice", confidence: float = 0.95,
+            n_resamples: int = 10000, seed: int = 0) -> PairedComparison:
+    """Pooled paired comparison ``b − a`` (see the module docstring)."""
+    values_a, values_b = paired_values(rows, a, b, metric)
+    differences = values_b - values_a
+    if differences.size == 0:
+        raise InputError(f"study: models {a!r} and {b!r} share no scored (seed, case)")
+    low, high = bootstrap_ci(differences, np.median, confidence, n_resamples, seed)
+    return PairedComparison(a, b, metric, int(differences.size), float(differences.mean()),
+                            float(np.median(differences)), low, high, wilcoxon_p(differences))
+
+
+def seed_means(rows: Sequence[StudyRow], model: str, metric: str = "dice") -> tuple[float, float, int]:
+    """``(mean, sample std, number of seeds)`` of the per-seed means of ``model`` (std ``nan`` for one seed)."""
+    per_seed: dict[Any, list[float]] = {}
+    for row in rows:
+        if row["model"] == model and row.get(metric) is not None and not math.isnan(float(row[metric])):
+            per_seed.setdefault(row["seed"], []).append(float(row[metric]))
+    if not per_seed:
+        raise InputError(f"study: no {metric} of model {model!r}")
+    means = np.array([np.mean(v) for v in per_seed.values()])
+    std = float(means.std(ddof=1)) if means.size > 1 else math.nan
+    return float(means.mean()), std, int(means.size)
+
+
+def claim_verdict(comparison: PairedComparison, at_least: float) -> str:
+    """``reproduced`` / ``not reproduced`` / ``inconclusive`` for "median ``b − a`` ≥ ``at_least``"."""
+    if math.isnan(comparison.ci_low):
+        return "inconclusive"
+    if comparison.ci_low >= at_least:
+        return "reproduced"
+    if comparison.ci_high < at_least:
+        return "not reproduced"
+    return "inconclusive"

@@ -1,0 +1,67 @@
+"""Study statistics against hand-computed values: Wilcoxon, bootstrap intervals, seed means, claim verdicts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from nnunet_kd.errors import InputError
+from nnunet_kd.evaluation.study_statistics import (
+    PairedComparison,
+    bootstrap_ci,
+    claim_verdict,
+    compare,
+    seed_means,
+)
+
+
+def rows_of(model: str, values: dict[tuple[int, str], float]) -> list[dict]:
+    return [{"model": model, "seed": seed, "case": case, "dice": v} for (seed, case), v in values.items()]
+
+
+def test_wilcoxon_of_a_small_paired_sample_is_the_exact_hand_computed_p_value():
+    # differences b - a = 1, 2, -3, 4, 5: ranks 1..5, W- = 3; of the 32 equally likely sign patterns, 5 have a
+    # negative rank sum <= 3 ({}, {1}, {2}, {3}, {1, 2}), so the two-sided p is 2 * 5 / 32
+    a = {(0, f"c{i}"): 0.5 for i in range(5)}
+    b = {(0, f"c{i}"): 0.5 + d for i, d in enumerate([0.01, 0.02, -0.03, 0.04, 0.05])}
+    result = compare(rows_of("a", a) + rows_of("b", b), "a", "b")
+    assert result.p_wilcoxon == pytest.approx(2 * 5 / 32)
+    assert result.n_pairs == 5 and result.median_difference == pytest.approx(0.02)
+    assert result.mean_difference == pytest.approx(0.018)
+
+
+def test_bootstrap_interval_contains_the_true_difference_of_a_constructed_case():
+    from scipy.stats import norm
+
+    # 399 differences at the quantiles of N(5, 1), shuffled: the median difference is 5 by construction
+    differences = np.random.default_rng(7).permutation(5.0 + norm.ppf(np.linspace(0.0025, 0.9975, 399)))
+    low, high = bootstrap_ci(differences, seed=1)
+    assert low < 5.0 < high and high - low < 0.5
+    assert bootstrap_ci(differences, seed=1) == (low, high)  # a fixed seed recomputes the same interval
+    assert bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0) and all(math.isnan(v) for v in bootstrap_ci([]))
+
+
+def test_comparison_pools_seeds_and_pairs_only_cases_scored_for_both():
+    a = {(0, "c0"): 0.2, (0, "c1"): 0.4, (1, "c0"): 0.6, (1, "c9"): 0.9}
+    b = {(0, "c0"): 0.5, (0, "c1"): 0.5, (1, "c0"): 0.7, (2, "c0"): 0.1}
+    result = compare(rows_of("a", a) + rows_of("b", b), "a", "b", n_resamples=200)
+    assert result.n_pairs == 3  # (0, c0), (0, c1), (1, c0); "c0" of seed 1 is not "c0" of seed 0
+    assert result.median_difference == pytest.approx(0.1) and result.mean_difference == pytest.approx(0.5 / 3)
+    with pytest.raises(InputError, match="no dice of model 'c'"):
+        compare(rows_of("a", a), "a", "c")
+
+
+def test_seed_means_are_the_mean_and_sample_std_of_the_per_seed_means():
+    rows = rows_of("m", {(0, "c0"): 0.2, (0, "c1"): 0.4, (1, "c0"): 0.5, (1, "c1"): 0.7, (2, "c0"): 0.9})
+    rows.append({"model": "m", "seed": 2, "case": "c1", "dice": None})  # undefined: left out
+    mean, std, seeds = seed_means(rows, "m")
+    assert seeds == 3 and mean == pytest.approx((0.3 + 0.6 + 0.9) / 3) and std == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize(("low", "high", "verdict"), [(0.11, 0.2, "reproduced"), (0.1, 0.2, "reproduced"),
+                                                      (0.05, 0.2, "inconclusive"), (-0.1, 0.09, "not reproduced")])
+def test_a_claim_is_reproduced_only_when_its_whole_interval_clears_the_threshold(low, high, verdict):
+    comparison = PairedComparison("a", "b", "dice", 10, 0.1, 0.1, low, high, 0.01)
+    assert claim_verdict(comparison, at_least=0.1) == verdict
