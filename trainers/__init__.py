@@ -26,7 +26,7 @@ from nnunet_kd.trainers.knowledge_distillation import (
 from nnunet_kd.trainers.quick import (
     nnUNetTrainerQuick,
     nnUNetTrainerQuickNoMirroring,
-    nnUNetTrainerQuickNoMirroring_40epochs,
+    nnUNetTrainerQuickNoMirroring_TeacherIterations,
 )
 from nnunet_kd.trainers.size_balanced import (
     nnUNetTrainerKDSizeBalanced,
@@ -53,6 +53,6 @@ __all__ = [
     "nnUNetTrainerMKDSizeBalanced",
     "nnUNetTrainerQuick",
     "nnUNetTrainerQuickNoMirroring",
-    "nnUNetTrainerQuickNoMirroring_40epochs",
+    "nnUNetTrainerQuickNoMirroring_TeacherIterations",
     "nnUNetTrainerSizeBalanced",
 ]

@@ -20,8 +20,9 @@ from nnunet_kd.trainers.safe_checkpoints import SafeCheckpointMixin
 
 
 class QuickScheduleMixin:
-    """Few epochs of few iterations with AdamW, at least half of the patches tumour-centred: a model that learns
-    something in minutes on 2 CPU cores.
+    """Few epochs (10 of 40 iterations) with AdamW, at least half of the patches tumour-centred: a model that learns
+    something in minutes on 2 CPU cores. Few long epochs rather than many short ones: nnU-Net's work between epochs
+    (checkpoint, progress plot, about 1.3 s on 2 cores) would otherwise take a third of the time.
 
     ``quick_min_foreground_patch_fraction`` raises nnU-Net's foreground oversampling (0.33) to at least this share
     (a trainer that asks for more, like the box-guided teacher's 1.0, keeps its own). On the integration phantoms
@@ -30,8 +31,8 @@ class QuickScheduleMixin:
     half and half is the compromise.
     """
 
-    quick_num_epochs: int = 20
-    quick_iterations_per_epoch: int = 12
+    quick_num_epochs: int = 10
+    quick_iterations_per_epoch: int = 40
     quick_val_iterations_per_epoch: int = 2
     quick_initial_lr: float = 3e-3
     quick_min_foreground_patch_fraction: float = 0.5
@@ -75,8 +76,8 @@ class nnUNetTrainerQuickNoMirroring(SafeCheckpointMixin, NoMirroringMixin, Quick
     """Quick schedule without mirroring (fastest CPU smoke runs)."""
 
 
-class nnUNetTrainerQuickNoMirroring_40epochs(nnUNetTrainerQuickNoMirroring):
-    """The quick plain trainer with the quick box-guided teacher's 40 epochs (the teacher comparison gives every
-    teacher the same number of iterations)."""
+class nnUNetTrainerQuickNoMirroring_TeacherIterations(nnUNetTrainerQuickNoMirroring):
+    """The quick plain trainer with as many iterations as the quick box-guided teacher (the teacher comparison gives
+    every teacher the same number of iterations)."""
 
-    quick_num_epochs = 40
+    quick_num_epochs = 12

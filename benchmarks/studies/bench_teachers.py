@@ -4,7 +4,7 @@ Reuses a pipeline work folder (``nnunet_kd pipeline --quick -w WORK --stages dat
 dataset 500 with its test set and the box-guided teacher). Adds:
 
 - point-guided teacher = nnU-Net's plain trainer on the same strong cases and configuration, no box input, with as
-  many iterations as the box-guided teacher (quick profile: ``nnUNetTrainerQuickNoMirroring_40epochs``);
+  many iterations as the box-guided teacher (quick profile: ``nnUNetTrainerQuickNoMirroring_TeacherIterations``);
 - box-supervised teacher = the same plain trainer on dataset 505, whose labels are the filled boxes of 500's labels
   (``nnunet_kd boxes-to-labels``), planned with 500's plans;
 
@@ -28,7 +28,7 @@ from nnunet_kd.pipeline.stages import STRONG, STRONG_NAME, Model, TeacherStudent
 
 COARSE, COARSE_NAME = 505, "LungPhantomBoxLabels"
 #: plain trainer with the box-guided teacher's schedule, per profile
-MATCHED_PLAIN_TRAINER = {"quick": "nnUNetTrainerQuickNoMirroring_40epochs", "full": "nnUNetTrainer"}
+MATCHED_PLAIN_TRAINER = {"quick": "nnUNetTrainerQuickNoMirroring_TeacherIterations", "full": "nnUNetTrainer"}
 
 
 def main() -> None:

@@ -24,7 +24,13 @@ class Profile:
             slow final validation; the held-out test set is the evaluation), ``0`` in the full profile (nnU-Net's
             validation of fold 0 is kept).
         device: ``cpu`` or ``cuda``.
-        compact_width, compact_aspp_rates: the compact student (depthwise-separable residual U-Net + ASPP).
+        compact_kind, compact_width, compact_aspp_rates: the compact student (``add-student --kind``: a narrow
+            ``plain`` U-Net, or the ``depthwise``-separable residual U-Net with ASPP at these rates).
+        augmentation_processes: ``nnUNet_n_proc_DA`` of the training commands (``None``: nnU-Net's choice). On a
+            2-core CPU with the quick profile's small networks, augmenting in the training process (0) is fastest:
+            worker processes only compete with the network for the same two cores (``benchmarks/README.md``).
+        predict_in_process: ``nnUNetv2_predict -npp 0 -nps 0`` (no preprocessing and export worker processes; on
+            small volumes their start-up costs more than they save).
     """
 
     name: str
@@ -41,8 +47,11 @@ class Profile:
     device: str
     teacher_fold: str = "all"
     student_fold: str = "0"
+    compact_kind: str = "depthwise"
     compact_width: float = 1.0
     compact_aspp_rates: tuple[int, ...] = (1, 2)
+    augmentation_processes: int | None = None
+    predict_in_process: bool = False
     small_features: tuple[int, ...] = field(default=(8, 16, 32, 64))
 
 
@@ -61,6 +70,10 @@ QUICK = Profile(
     kd_trainer="nnUNetTrainerMKDQuick",
     device="cpu",
     student_fold="all",
+    compact_kind="plain",
+    compact_width=0.5,
+    augmentation_processes=0,
+    predict_in_process=True,
 )
 
 FULL = Profile(

@@ -56,6 +56,7 @@ class TeacherStudentPipeline:
         self.preprocessed = Path(env["nnUNet_preprocessed"])
         self.results = Path(env["nnUNet_results"])
         self.runner = runner
+        self.env = env
         self.seed = seed
         #: dataset id -> name; benchmarks that add datasets (coarse labels, upper bound) register theirs here
         self.dataset_names = {STRONG: STRONG_NAME, STUDENT: STUDENT_NAME, WEAK: WEAK_NAME}
@@ -165,14 +166,23 @@ class TeacherStudentPipeline:
 
         def run() -> None:
             self._set_aside_damaged_checkpoint(model)
-            extra = {"NNUNET_KD_SPEC": str(self.spec_file)} if model.trainer == self.profile.kd_trainer else None
-            if extra:
+            extra = self.training_environment()
+            if model.trainer == self.profile.kd_trainer:
+                extra["NNUNET_KD_SPEC"] = str(self.spec_file)
                 self._write_spec()
             self.runner.run(f"train-{model.trainer}-{model.configuration}",
                             ["nnUNetv2_train", model.dataset, model.configuration, model.fold, "-tr", model.trainer,
                              "-device", self.profile.device, "--c"], extra)
 
         return done, run
+
+    def training_environment(self) -> dict[str, str]:
+        """Environment of ``nnUNetv2_train`` beyond the pipeline's: the profile's augmentation processes, unless the
+        user set ``nnUNet_n_proc_DA`` (planning never gets 0: nnU-Net's planning crashes with it)."""
+        processes = self.profile.augmentation_processes
+        if processes is None or "nnUNet_n_proc_DA" in self.env:
+            return {}
+        return {"nnUNet_n_proc_DA": str(processes)}
 
     def _set_aside_damaged_checkpoint(self, model: Model) -> None:
         """A ``checkpoint_final.pth`` that does not load is renamed ``.damaged``: ``nnUNetv2_train --c`` would load it
@@ -216,9 +226,9 @@ class TeacherStudentPipeline:
         from nnunet_kd.students.configuration import add_student_configuration
 
         self.plan_with_strong_plans("plan-student", STUDENT, STUDENT_NAME)
+        p = self.profile
         add_student_configuration(self.plans_file(STUDENT, STUDENT_NAME), self.compact_configuration,
-                                  self.profile.student_configuration, self.profile.compact_width,
-                                  self.profile.compact_aspp_rates)
+                                  p.student_configuration, p.compact_width, p.compact_aspp_rates, kind=p.compact_kind)
 
     def plan_with_strong_plans(self, stage: str, dataset: int, name: str) -> None:
         """Preprocess a raw dataset with the strong dataset's plans (same spacing and CT normalisation)."""
@@ -264,8 +274,9 @@ class TeacherStudentPipeline:
 
         strong = self.dataset_folder(STRONG, STRONG_NAME)
         command = ["nnUNetv2_predict", "-i", strong / "imagesTs", "-o", out, "-d", model.dataset, "-c",
-                   model.configuration, "-tr", model.trainer, "-f", model.fold, "-device", self.profile.device,
-                   "-npp", "1", "-nps", "1"]
+                   model.configuration, "-tr", model.trainer, "-f", model.fold, "-device", self.profile.device]
+        workers = "0" if self.profile.predict_in_process else "1"
+        command += ["-npp", workers, "-nps", workers]
         if model.uses_boxes:
             command += ["-prev_stage_predictions", strong / "boxesTs"]
         if self.profile.device == "cpu":

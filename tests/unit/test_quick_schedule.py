@@ -33,7 +33,7 @@ def test_quick_schedule_samples_at_least_half_tumour_centred_patches():
 
 def test_schedule_and_optimizer_replace_nnunet_defaults():
     trainer = _Quick({}, "3d_fullres", 0, {}, torch.device("cpu"))
-    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (20, 12, 2)
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (20, 40, 2)
     optimizer, scheduler = trainer.configure_optimizers()
     assert isinstance(optimizer, torch.optim.AdamW)
     assert optimizer.param_groups[0]["weight_decay"] == 3e-5
