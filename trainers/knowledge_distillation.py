@@ -319,8 +319,12 @@ class nnUNetTrainerMKD_DiceLovasz(nnUNetTrainerMKD):
 
 
 class nnUNetTrainerKDQuick(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerKD):
-    """Logit distillation on the CPU quick schedule."""
+    """Logit distillation on the CPU quick schedule (4 iterations per training case and epoch)."""
+
+    quick_iterations_per_case = 4
 
 
 class nnUNetTrainerMKDQuick(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerMKD):
-    """Multi-scale distillation on the CPU quick schedule."""
+    """Multi-scale distillation on the CPU quick schedule (4 iterations per training case and epoch)."""
+
+    quick_iterations_per_case = 4

@@ -33,6 +33,9 @@ class QuickScheduleMixin:
 
     quick_num_epochs: int = 10
     quick_iterations_per_epoch: int = 40
+    #: when set, an epoch is this many iterations per training case of the fold instead (every model of the quick
+    #: profile then sees each of its training cases equally often, whatever the size of its dataset)
+    quick_iterations_per_case: int | None = None
     quick_val_iterations_per_epoch: int = 2
     quick_initial_lr: float = 3e-3
     quick_min_foreground_patch_fraction: float = 0.5
@@ -46,6 +49,14 @@ class QuickScheduleMixin:
         self.initial_lr = self.quick_initial_lr
         self.oversample_foreground_percent = max(self.oversample_foreground_percent,
                                                  self.quick_min_foreground_patch_fraction)
+
+    def on_train_start(self):
+        super().on_train_start()
+        if self.quick_iterations_per_case:
+            training_cases, _ = self.do_split()
+            self.num_iterations_per_epoch = self.quick_iterations_per_case * len(training_cases)
+            self.print_to_log_file(f"quick schedule: {self.num_iterations_per_epoch} iterations per epoch "
+                                   f"({self.quick_iterations_per_case} per training case, {len(training_cases)} cases)")
 
     def configure_optimizers(self):
         """AdamW with nnU-Net's weight decay and poly learning-rate decay (see the module docstring for why)."""
@@ -73,7 +84,10 @@ class nnUNetTrainerQuick(SafeCheckpointMixin, QuickScheduleMixin, nnUNetTrainer)
 
 
 class nnUNetTrainerQuickNoMirroring(SafeCheckpointMixin, NoMirroringMixin, QuickScheduleMixin, nnUNetTrainer):
-    """Quick schedule without mirroring (fastest CPU smoke runs)."""
+    """Quick schedule without mirroring: the baseline and the SO student of the quick profile, 4 iterations per
+    training case and epoch (8 strong cases: 320 iterations; 16 strong + pseudo-labelled: 640)."""
+
+    quick_iterations_per_case = 4
 
 
 class nnUNetTrainerQuickNoMirroring_TeacherIterations(nnUNetTrainerQuickNoMirroring):
@@ -81,3 +95,4 @@ class nnUNetTrainerQuickNoMirroring_TeacherIterations(nnUNetTrainerQuickNoMirror
     every teacher the same number of iterations)."""
 
     quick_num_epochs = 12
+    quick_iterations_per_case = None

@@ -7,11 +7,16 @@ pass does not depend on the weights. Each one predicts the same volume through n
 ``nnUNetv2_predict``), test-time mirroring off by default (``--mirror`` turns it on: 8 forward passes per window).
 Preprocessing and export are not timed: they are the same for every network.
 
+``--onnx NAME...`` also times those networks exported to ONNX (PyTorch's exporter, random weights) and run by ONNX
+Runtime inside the same predictor (:mod:`nnunet_kd.deployment.onnx_prediction`), listed as ``NAME (onnxruntime)``.
+``--json`` writes the medians, ratios to the first network, parameters and MACs.
+
 Default volume 200x256x352 voxels = a lung-cropped chest CT at MSD-Lung's planned spacing (about 1.24x0.79x0.79 mm:
 25 cm cranio-caudal, 20 cm antero-posterior, 28 cm left-right), 48 windows. Networks are timed side by side in one
 process, in interleaved rounds (median reported); on CUDA one untimed warm-up round comes first.
 
-    python benchmarks/timing/bench_student_inference.py --device cpu --threads 2 --rounds 1
+    python benchmarks/timing/bench_student_inference.py --device cpu --threads 2 --rounds 1 \
+        --networks 3d_fullres plain_w0.5 plain_w0.25 residual_w0.5 student_w0.5_aspp --onnx plain_w0.5
     python benchmarks/timing/bench_student_inference.py --device cuda --rounds 5
 """
 
@@ -30,6 +35,8 @@ from bench_students import PLANS, build, with_students
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from nnunet_kd.students.cost import configuration_cost
+
 DATASET_JSON = {"channel_names": {"0": "CT"}, "labels": {"background": 0, "tumour": 1}, "numTraining": 0,
                 "file_ending": ".nii.gz"}
 DEFAULT_NETWORKS = ["3d_fullres", "student_w1_aspp", "student_w0.5_aspp"]
@@ -43,6 +50,28 @@ def predictor_for(plans: dict, configuration: str, device: torch.device, mirror:
     manager = PlansManager(plans)
     predictor.manual_initialization(build(plans, configuration), manager, manager.get_configuration(configuration),
                                     None, DATASET_JSON, "nnUNetTrainer", (0, 1, 2))
+    return predictor
+
+
+def onnx_predictor_for(plans: dict, configuration: str, folder: Path, threads: int,
+                       mirror: bool) -> nnUNetPredictor:
+    """The same network (random weights) exported to ONNX and run by ONNX Runtime in nnU-Net's predictor (CPU)."""
+    import warnings
+
+    from nnunet_kd.deployment.onnx_prediction import OnnxRuntimeNetwork
+
+    manager = PlansManager(plans)
+    cm = manager.get_configuration(configuration)
+    model_file = folder / f"{configuration}.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(build(plans, configuration), (torch.randn(1, 1, *cm.patch_size),), str(model_file),
+                          input_names=["image"], dynamo=True, verbose=False)
+    predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=mirror,
+                                perform_everything_on_device=False, device=torch.device("cpu"), verbose=False,
+                                allow_tqdm=False)
+    predictor.manual_initialization(OnnxRuntimeNetwork(model_file, threads), manager, cm, [{}], DATASET_JSON,
+                                    "nnUNetTrainer", (0, 1, 2))
     return predictor
 
 
@@ -60,6 +89,8 @@ def main() -> None:
     parser.add_argument("--networks", nargs="+", default=DEFAULT_NETWORKS,
                         help=f"configurations of the CT plan (default: {' '.join(DEFAULT_NETWORKS)})")
     parser.add_argument("--mirror", action="store_true", help="test-time mirroring (nnUNetv2_predict's default)")
+    parser.add_argument("--onnx", nargs="*", default=[], metavar="NAME",
+                        help="also time these networks through ONNX Runtime (CPU only)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -67,6 +98,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         plans = with_students(PLANS["ct"], Path(folder))
     predictors = {name: predictor_for(plans, name, device, args.mirror) for name in args.networks}
+    onnx_folder = tempfile.TemporaryDirectory()
+    for name in args.onnx:
+        predictors[f"{name} (onnxruntime)"] = onnx_predictor_for(plans, name, Path(onnx_folder.name), args.threads,
+                                                                 args.mirror)
     volume = torch.randn((1, *args.volume))
     windows = len(next(iter(predictors.values()))._internal_get_sliding_window_slicers(tuple(args.volume)))
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
@@ -96,14 +131,17 @@ def main() -> None:
     print(f"\n| network | s per volume (median) | % of {args.networks[0]} | s per window | peak GPU MiB |\n"
           "|---|---:|---:|---:|---:|")
     result = {}
-    for name in args.networks:
+    for name in predictors:
         median = statistics.median(times[name])
         memory = f"{peak[name]:.0f}" if name in peak else "-"
         print(f"| {name} | {median:.2f} | {100 * median / reference:.1f} | {median / windows:.3f} | {memory} |")
-        result[name] = {"seconds": times[name], "median_s": median, "windows": windows, "peak_mib": peak.get(name)}
+        cost = configuration_cost(plans, name.split(" (")[0], 1, 2)
+        result[name] = {"seconds": times[name], "median_s": median, "ratio": median / reference, "windows": windows,
+                        "peak_mib": peak.get(name), "params": cost.parameters, "macs": cost.macs}
     if args.json:
         args.json.write_text(json.dumps({"device": gpu, "volume": args.volume, "mirror": args.mirror,
-                                         "threads": args.threads, "results": result}, indent=1))
+                                         "threads": args.threads, "torch": torch.__version__, "results": result},
+                                        indent=1))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,10 @@ STUDENTS = {  # configuration name -> add_student_configuration keywords
     "student_w1_noaspp": dict(width_multiplier=1.0, aspp_rates=None),
     "student_w0.5_aspp": dict(width_multiplier=0.5, aspp_rates=[1, 2, 3]),
     "student_do_w1_aspp": dict(width_multiplier=1.0, aspp_rates=[1, 2, 3], dual_output=True),
+    "plain_w0.5": dict(kind="plain", width_multiplier=0.5),
+    "plain_w0.25": dict(kind="plain", width_multiplier=0.25),
+    "plain_w0.5_4stages": dict(kind="plain", width_multiplier=0.5, n_stages=4),
+    "residual_w0.5": dict(kind="residual", width_multiplier=0.5),
 }
 
 

@@ -21,6 +21,7 @@ class nnUNetTrainerQuickNoMirroring_test(nnUNetTrainerQuickNoMirroring):
 
     quick_num_epochs = 1
     quick_iterations_per_epoch = 2
+    quick_iterations_per_case = None
     quick_val_iterations_per_epoch = 1
 
 

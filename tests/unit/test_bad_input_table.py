@@ -346,6 +346,27 @@ ROWS = [
     Row("add-box-config: patch of two axes", then(lambda w: ["add-box-config", "-d", "900", "--patch-size", "32", "32"], plans), r"patch"),
     Row("model-cost: unknown configuration", then(lambda w: ["model-cost", "-d", "900", "-c", "3d_nothing"], plans), r"3d_nothing"),
 
+    # export-onnx, predict-onnx
+    Row("export-onnx: fold without a checkpoint",
+        then(lambda w: ["export-onnx", "-d", "902", "-c", "cfg_box", "-tr", "TrainerA", "-f", "1", "-o",
+                        str(w / "export")], teacher), r"fold 1 .*has no checkpoint_final.pth"),
+    Row("export-onnx: cut-off checkpoint",
+        then(lambda w: ["export-onnx", "-d", "902", "-c", "cfg_box", "-tr", "TrainerA", "-f", "0", "-o",
+                        str(w / "export")], lambda w: teacher(w, truncated)), r"cut off or corrupt"),
+    Row("export-onnx: checkpoint with a pickle payload",
+        then(lambda w: ["export-onnx", "-d", "902", "-c", "cfg_box", "-tr", "TrainerA", "-f", "0", "-o",
+                        str(w / "export")], lambda w: teacher(w, payload)), r"could run code"),
+    Row("export-onnx: output inside the model folder",
+        then(lambda w: ["export-onnx", "-d", "902", "-c", "cfg_box", "-tr", "TrainerA", "-f", "0", "-o",
+                        str(w / RES / "Dataset902_Weak" / "TrainerA__nnUNetPlans__cfg_box" / "onnx")], teacher),
+        r"holds its input"),
+    Row("predict-onnx: model folder that is not an export",
+        lambda w: ["predict-onnx", "-i", str(images(w / "img")), "-o", str(w / "out"), "-m",
+                   str(write(w / "export" / "model.onnx", "x").parent)], r"not an ONNX export"),
+    Row("predict-onnx: input folder missing",
+        lambda w: ["predict-onnx", "-i", str(w / "nowhere"), "-o", str(w / "out"), "-m", str(w / "export")],
+        r"nowhere"),
+
     # kd-spec
     Row("kd-spec: malformed teacher", lambda w: ["kd-spec", "-d", "900", "--teacher", "900-x", "-o",
                                                  str(w / "spec.json")], r"900-x"),

@@ -42,3 +42,31 @@ def test_schedule_and_optimizer_replace_nnunet_defaults():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(3e-3)
     scheduler.step(10)  # nnU-Net's poly decay over the quick epochs: lr0 * (1 - epoch / epochs) ** 0.9
     assert optimizer.param_groups[0]["lr"] == pytest.approx(3e-3 * 0.5 ** 0.9)
+
+
+class _FakeTrainerWithSplit(_FakeTrainer):
+    def on_train_start(self):
+        self.started = True
+
+    def do_split(self):
+        return [f"case{i}" for i in range(16)], ["val0"]
+
+    def print_to_log_file(self, *args):
+        self.logged = args
+
+
+class _PerCase(QuickScheduleMixin, _FakeTrainerWithSplit):
+    quick_iterations_per_case = 4
+
+
+class _Fixed(QuickScheduleMixin, _FakeTrainerWithSplit):
+    pass
+
+
+def test_iterations_per_case_make_every_case_seen_equally_often():
+    per_case, fixed = (cls({}, "3d_fullres", 0, {}, torch.device("cpu")) for cls in (_PerCase, _Fixed))
+    for trainer in (per_case, fixed):
+        trainer.on_train_start()
+    assert per_case.started and per_case.num_iterations_per_epoch == 4 * 16
+    assert "4 per training case, 16 cases" in per_case.logged[0]
+    assert fixed.num_iterations_per_epoch == 40
