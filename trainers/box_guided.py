@@ -55,7 +55,7 @@ class nnUNetTrainerBoxGuided(SafeCheckpointMixin, nnUNetTrainer):
         if self.local_rank == 0:
             written = write_preprocessed_box_files(self.preprocessed_dataset_folder,
                                                    self.folder_with_segs_from_previous_stage, self.box_axial_axis,
-                                                   self.merge_boxes_per_slice)
+                                                   self.merge_boxes_per_slice, self.label_manager.ignore_label)
             if written:
                 self.print_to_log_file(f"wrote exact box masks of {written} cases to "
                                        f"{self.folder_with_segs_from_previous_stage}")
@@ -81,6 +81,7 @@ class nnUNetTrainerBoxGuided(SafeCheckpointMixin, nnUNetTrainer):
             spacing=tuple(self.configuration_manager.spacing),
             augmentation=self.box_augmentation,
             merge_per_slice=self.merge_boxes_per_slice,
+            ignore_label=self.label_manager.ignore_label,
         ))
         compose.transforms = transforms
         return compose

@@ -122,7 +122,8 @@ class nnUNetTrainerDistillationBase(SafeCheckpointMixin, nnUNetTrainer):
             ds_weights = self.deep_supervision_weights()
             fixed = [t.weight or 1.0 for t in self.kd_spec.teachers] if any(
                 t.weight for t in self.kd_spec.teachers) else None
-            self.kd_objective = DistillationObjective(teachers, self.kd_config, ds_weights, fixed).to(self.device)
+            self.kd_objective = DistillationObjective(teachers, self.kd_config, ds_weights, fixed,
+                                                      self.label_manager.ignore_label).to(self.device)
             patch = self.configuration_manager.patch_size
             example = torch.zeros((1, len(self.dataset_json["channel_names"]), *patch), device=self.device)
             self.kd_objective.prepare(self.network, example, torch.zeros((1, 1, *patch), device=self.device))
@@ -174,7 +175,8 @@ class nnUNetTrainerDistillationBase(SafeCheckpointMixin, nnUNetTrainer):
                                                   do_dummy_2d_data_aug, use_mask_for_norm, is_cascaded,
                                                   foreground_labels, regions, ignore_label)
         if self.teacher_box_axis is not None:
-            compose.transforms.append(AppendTeacherBoxChannelTransform(self.teacher_box_axis))
+            compose.transforms.append(AppendTeacherBoxChannelTransform(self.teacher_box_axis,
+                                                                       self.label_manager.ignore_label))
         return compose
 
     # ------------------------------------------------------------------------------------------ training step

@@ -49,6 +49,7 @@ class AxialBoxChannelTransform(BasicTransform):
         augmentation: perturbation of the exact boxes; ``None`` for exact boxes.
         merge_per_slice: one box per slice around all lesions (the paper's code) instead of one per lesion.
         label_channel, box_channel: channels of the segmentation tensor.
+        ignore_label: nnU-Net's ignore label: its voxels are not tumour and get no box (they stay in the target).
     """
 
     def __init__(
@@ -59,8 +60,10 @@ class AxialBoxChannelTransform(BasicTransform):
         merge_per_slice: bool = False,
         label_channel: int = 0,
         box_channel: int = 1,
+        ignore_label: int | None = None,
     ):
         super().__init__()
+        self.ignore_label = ignore_label
         self.axial_axis = axial_axis
         self.spacing = tuple(float(s) for s in spacing)
         self.augmentation = augmentation
@@ -77,7 +80,7 @@ class AxialBoxChannelTransform(BasicTransform):
         return data_dict
 
     def _apply_to_segmentation(self, segmentation: torch.Tensor, seed: int) -> torch.Tensor:
-        label = segmentation[self.label_channel].numpy()
+        label = tumour_labels(segmentation[self.label_channel].numpy(), self.ignore_label)
         in_plane = [a for a in range(label.ndim) if a != self.axial_axis]
         boxes = axial_boxes_from_label(label, self.axial_axis, self.merge_per_slice)
         if self.augmentation is not None:
@@ -95,6 +98,13 @@ class AxialBoxChannelTransform(BasicTransform):
         mask = rasterize_boxes(boxes, label.shape, self.axial_axis)
         segmentation[self.box_channel] = torch.from_numpy(mask.astype(np.int16))
         return segmentation
+
+
+def tumour_labels(label: np.ndarray, ignore_label: int | None) -> np.ndarray:
+    """``label`` with the ignore label's voxels set to background (a copy only when there are any)."""
+    if ignore_label is None or not (label == ignore_label).any():
+        return label
+    return np.where(label == ignore_label, 0, label)
 
 
 def box_channel_of_labels(labels: torch.Tensor, axial_axis: int, ignore_label: int | None = None) -> torch.Tensor:
@@ -137,11 +147,13 @@ class AppendTeacherBoxChannelTransform(BasicTransform):
 
     Args:
         axial_axis: spatial axis (0-based, excluding the channel axis) that indexes axial slices.
+        ignore_label: nnU-Net's ignore label: its voxels are not tumour and get no box.
     """
 
-    def __init__(self, axial_axis: int):
+    def __init__(self, axial_axis: int, ignore_label: int | None = None):
         super().__init__()
         self.axial_axis = axial_axis
+        self.ignore_label = ignore_label
 
     def get_parameters(self, **data_dict) -> dict:
         return {}
@@ -149,7 +161,8 @@ class AppendTeacherBoxChannelTransform(BasicTransform):
     def apply(self, data_dict: dict, **params) -> dict:
         segmentation = data_dict["segmentation"]
         label = (segmentation[0] if isinstance(segmentation, list) else segmentation)[0].numpy()
-        mask = torch.from_numpy(axial_box_mask(label > 0, self.axial_axis)).to(data_dict["image"].dtype)
+        tumour = tumour_labels(label, self.ignore_label) > 0
+        mask = torch.from_numpy(axial_box_mask(tumour, self.axial_axis)).to(data_dict["image"].dtype)
         data_dict["image"] = torch.cat([data_dict["image"], mask[None]])
         return data_dict
 
@@ -161,7 +174,7 @@ def box_folder(preprocessed_dataset_folder: str | os.PathLike, data_identifier: 
 
 def write_preprocessed_box_files(
     preprocessed_data_folder: str | os.PathLike, target_folder: str | os.PathLike, axial_axis: int,
-    merge_per_slice: bool = False,
+    merge_per_slice: bool = False, ignore_label: int | None = None,
 ) -> int:
     """Write the exact axial boxes of every preprocessed label ``<case>_seg.b2nd`` as ``<target>/<case>.b2nd``.
 
@@ -183,7 +196,7 @@ def write_preprocessed_box_files(
         if out.exists():
             continue
         seg = np.asarray(blosc2.open(urlpath=str(seg_file), mode="r")[:])[0]
-        boxes = axial_box_mask(seg > 0, axial_axis, merge_per_slice)
+        boxes = axial_box_mask(tumour_labels(seg, ignore_label) > 0, axial_axis, merge_per_slice)
         with atomic_path(out) as tmp:
             nnUNetDatasetBlosc2.save_seg(boxes, str(tmp)[: -len(".b2nd")])
         written += 1

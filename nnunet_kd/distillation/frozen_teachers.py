@@ -40,6 +40,8 @@ class StudentContext:
     transpose_forward: tuple[int, ...]
     spacing: tuple[float, ...]
     num_image_channels: int
+    #: nnU-Net's ignore label of the student's dataset (not tumour when boxes are derived from a label), or None
+    ignore_label: int | None = None
 
 
 @dataclass
@@ -58,7 +60,7 @@ class FrozenTeacher:
     checkpoint_hashes: dict[str, str] = field(default_factory=dict)
 
     def prepare_input(self, data: torch.Tensor, target_full: torch.Tensor | None,
-                      boxes: torch.Tensor | None = None) -> torch.Tensor:
+                      boxes: torch.Tensor | None = None, ignore_label: int | None = None) -> torch.Tensor:
         """Student batch ``(B, C, *patch)`` -> this teacher's input (normalisation, optional box channel).
 
         A box-guided teacher takes ``boxes`` ``(B, 1, *patch)`` when given (the trainer's data-augmentation workers
@@ -71,7 +73,7 @@ class FrozenTeacher:
         if boxes is None:
             if target_full is None:
                 raise ConfigurationError(f"teacher {self.label} needs boxes, derived from the target, but got none")
-            boxes = box_channel_of_labels(target_full, self.box_axial_axis)
+            boxes = box_channel_of_labels(target_full, self.box_axial_axis, ignore_label)
         return torch.cat([x, boxes.to(x.device, x.dtype)], dim=1)
 
 

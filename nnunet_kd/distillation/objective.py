@@ -120,11 +120,16 @@ class DistillationObjective(nn.Module):
         ds_weights: nnU-Net's deep-supervision weights of the student's loss (one per output, highest resolution
             first); ``[1.0]`` without deep supervision.
         fixed_weights: per-teacher weights for the ``fixed`` scheme and as fallback (``None``: uniform fallback).
+        ignore_label: the student dataset's ignore label, or None.
     """
 
     def __init__(self, teachers: list[FrozenTeacher], config: KDConfig, ds_weights: list[float],
-                 fixed_weights: list[float] | None = None):
+                 fixed_weights: list[float] | None = None, ignore_label: int | None = None):
         super().__init__()
+        #: nnU-Net's ignore label: left out of the teacher weights' agreement and of the boxes derived from a label;
+        #: the KL and feature terms teach every voxel (the teachers' soft targets matter most where the label is
+        #: missing)
+        self.ignore_label = ignore_label
         self.teachers = list(teachers)  # a plain list: not submodules, never in state_dict or parameters()
         self.config = config
         self.ds_weights = list(ds_weights)
@@ -157,7 +162,7 @@ class DistillationObjective(nn.Module):
         with torch.no_grad():
             for teacher in self.teachers:
                 try:
-                    x = teacher.prepare_input(example, example_target)
+                    x = teacher.prepare_input(example, example_target, ignore_label=self.ignore_label)
                     for network in teacher.networks if self.config.feature_stages else teacher.networks[:1]:
                         network(x)
                 except Exception as error:  # any architecture's own failure, e.g. a fixed-size position embedding
@@ -245,7 +250,7 @@ class DistillationObjective(nn.Module):
 
         Folds are averaged in probability space. Returns ``([(B, K, *s_i)], (B, K, *patch))``.
         """
-        x = teacher.prepare_input(data, target_full, boxes)
+        x = teacher.prepare_input(data, target_full, boxes, self.ignore_label)
         temperature = self.config.temperature
         soft_sum: list[Tensor] | None = None
         plain_sum: Tensor | None = None
@@ -292,7 +297,8 @@ class DistillationObjective(nn.Module):
         results = [self.run_teacher(t, data, targets[0], shapes, agreement, boxes) for t in self.teachers]
         weights = compute_teacher_weights([plain if agreement else soft[0] for soft, plain in results],
                                           targets[0] if agreement else None, self.config.weighting,
-                                          self.fixed_weights, trusted=trusted if agreement else None)
+                                          self.fixed_weights, trusted=trusted if agreement else None,
+                                          ignore_label=self.ignore_label)
         fused = None
         if self.config.beta > 0:
             fused = results[0][0] if len(self.teachers) == 1 else [

@@ -19,7 +19,9 @@ Fallback (adaptive schemes): a sample whose label has no foreground (Dice undefi
 (``trusted[b] = False``, e.g. a pseudo-labelled case) or for which no target is given gets the normalised
 ``fixed_weights`` if they are given, uniform weights otherwise.
 
-The agreement should be measured on ordinary probabilities (``softmax`` at ``T = 1``), not the softened ones.
+The agreement should be measured on ordinary probabilities (``softmax`` at ``T = 1``), not the softened ones. With
+nnU-Net's ignore label, voxels carrying it are left out of the agreement (neither prediction nor label counts there):
+the label says nothing about them.
 """
 
 from __future__ import annotations
@@ -36,31 +38,41 @@ from nnunet_kd.losses.dice import one_hot_labels, soft_dice_per_sample
 WeightScheme = Literal["uniform", "fixed", "adaptive", "paper_literal"]
 
 
-def teacher_agreement(teacher_probs: Sequence[Tensor], target: Tensor) -> tuple[Tensor, Tensor]:
-    """Soft Dice of each teacher with the label, per sample.
+def teacher_agreement(teacher_probs: Sequence[Tensor], target: Tensor,
+                      ignore_label: int | None = None) -> tuple[Tensor, Tensor]:
+    """Soft Dice of each teacher with the label, per sample, on the voxels whose label is not ``ignore_label``.
 
     Args:
         teacher_probs: ``J`` tensors ``(B, C, *spatial)`` of class probabilities.
-        target: ``(B, 1, *spatial)`` integer labels.
+        target: ``(B, 1, *spatial)`` integer labels (``0..C-1``, or ``ignore_label``).
+        ignore_label: nnU-Net's ignore label of the dataset, or None.
 
     Returns:
         ``(agreement, has_foreground)``: ``(B, J)`` fp32 mean soft Dice over the foreground classes present in each
         sample's label (0 where none is present), and ``(B,)`` bool, True where some foreground class is present.
     """
     _check_probs(teacher_probs)
+    labelled = None
+    if ignore_label is not None:
+        labelled = (target != ignore_label).float()  # (B, 1, *spatial)
+        target = torch.where(target == ignore_label, torch.zeros_like(target), target)
     one_hot = one_hot_labels(target, teacher_probs[0].shape[1])[:, 1:]  # foreground classes only
+    if labelled is not None:
+        one_hot = one_hot * labelled
     present = one_hot.flatten(2).sum(dim=2) > 0  # (B, C-1)
     counts = present.sum(dim=1).clamp_min(1)
     columns = []
     for probs in teacher_probs:
-        dice = soft_dice_per_sample(probs[:, 1:], one_hot).nan_to_num(0.0)  # (B, C-1); absent classes masked below
+        foreground = probs[:, 1:] if labelled is None else probs[:, 1:] * labelled
+        dice = soft_dice_per_sample(foreground, one_hot).nan_to_num(0.0)  # (B, C-1); absent classes masked below
         columns.append((dice * present).sum(dim=1) / counts)
     return torch.stack(columns, dim=1), present.any(dim=1)
 
 
 def compute_teacher_weights(teacher_probs: Sequence[Tensor], target: Tensor | None = None,
                             scheme: WeightScheme = "adaptive", fixed_weights: Sequence[float] | None = None,
-                            trusted: Tensor | None = None, eps: float = 1e-3) -> Tensor:
+                            trusted: Tensor | None = None, eps: float = 1e-3,
+                            ignore_label: int | None = None) -> Tensor:
     """Per-sample teacher weights (see the module docstring for the schemes and the fallback).
 
     Args:
@@ -70,6 +82,7 @@ def compute_teacher_weights(teacher_probs: Sequence[Tensor], target: Tensor | No
         fixed_weights: ``J`` positive numbers; required by ``'fixed'``, the fallback of the adaptive schemes.
         trusted: optional ``(B,)`` bool; False forces the fallback for that sample.
         eps: agreement offset of ``'adaptive'`` (keeps weights positive; all-zero agreement → uniform).
+        ignore_label: voxels with this label do not count in the agreement (nnU-Net's ignore label).
 
     Returns:
         ``(B, J)`` fp32, no gradient, every row summing to 1.
@@ -94,7 +107,7 @@ def compute_teacher_weights(teacher_probs: Sequence[Tensor], target: Tensor | No
             fallback.fill_(1.0 / num_teachers)
         return fallback
     with torch.no_grad():
-        agreement, usable = teacher_agreement([p.detach() for p in teacher_probs], target)
+        agreement, usable = teacher_agreement([p.detach() for p in teacher_probs], target, ignore_label)
         if trusted is not None:
             if tuple(trusted.shape) != (batch,):
                 raise ValueError(f"trusted must have shape ({batch},), got {tuple(trusted.shape)}")
