@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 NAME = "boxes-to-labels"
-HELP = "turn a labelled or box-only raw dataset into a dataset whose labels are filled axial boxes"
+HELP = ("turn a labelled or box-only raw dataset into a dataset whose labels are filled axial boxes, or (--ignore-inside) "
+        "background outside the boxes and nnU-Net's ignore label inside")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +17,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--merge-per-slice", action="store_true", help="one box per slice around all lesions")
     parser.add_argument("--link-mode", choices=["hardlink", "copy", "symlink"], default="hardlink")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--ignore-inside", action="store_true",
+                        help="labels: 0 outside the boxes, the ignore label (2) inside (nnU-Net skips it in the loss)")
+    parser.add_argument("--margin-mm", type=float, default=0.0,
+                        help="with --ignore-inside: grow the boxes in-plane by this many mm first (default 0)")
+    parser.add_argument("--core-fraction", type=float, default=0.0,
+                        help="with --ignore-inside: mark the ellipse inscribed in each box slice, its semi-axes "
+                             "scaled by this fraction, as tumour (default 0: off)")
+    parser.add_argument("--strong", default=None,
+                        help="with --ignore-inside: a labelled dataset (id, name or folder) merged in with its voxel "
+                             "labels")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,8 +39,11 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.source) if Path(args.source).is_dir() else raw / resolve_dataset_name(args.source)
     name = args.name or source.name.split("_", 1)[-1] + "Boxes"
     target = raw / dataset_folder_name(args.dataset_id, name)
+    strong = None
+    if args.strong is not None:
+        strong = Path(args.strong) if Path(args.strong).is_dir() else raw / resolve_dataset_name(args.strong)
     write_coarse_label_dataset(source, target, args.label_source, args.merge_per_slice, args.link_mode,
-                               args.overwrite)
-    print(f"coarse-label dataset ready: {target}")
+                               args.overwrite, args.ignore_inside, args.margin_mm, args.core_fraction, strong)
+    print(f"{'ignore-label' if args.ignore_inside else 'coarse-label'} dataset ready: {target}")
     print(f"next: nnUNetv2_plan_and_preprocess -d {args.dataset_id} -c 3d_fullres --verify_dataset_integrity")
     return 0
