@@ -4,7 +4,8 @@ The manifest (``manifest.csv`` and ``manifest.json`` in the output dataset folde
 series: whether it was kept, why not, its geometry and label statistics. It is rewritten atomically after every
 case, so an interrupted run leaves a valid manifest; a rerun with the same settings skips cases whose row says
 "kept", whose output files all exist and whose source files (and annotations) have the fingerprint the row recorded
-(:func:`nnunet_kd.integrity.fingerprints.files_fingerprint`); a case whose sources changed is converted again. Cases run in a process pool when asked (:func:`map_cases`).
+(:func:`nnunet_kd.integrity.fingerprints.files_fingerprint`); a case whose sources changed is converted again.
+Cases run in a process pool when asked (:func:`map_cases`).
 """
 
 from __future__ import annotations

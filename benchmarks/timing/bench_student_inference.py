@@ -75,6 +75,23 @@ def onnx_predictor_for(plans: dict, configuration: str, folder: Path, threads: i
     return predictor
 
 
+def write_students_table(path: Path, result: dict, device: torch.device) -> None:
+    """Rows ``{"student", "params", "macs", "cpu_s", "cpu_ratio", "gpu_s", "gpu_ratio", "dice_mkd",
+    "dice_gap_to_full_mkd"}``; an existing file's other-device and Dice columns are kept."""
+    ours, other = ("cpu", "gpu") if device.type == "cpu" else ("gpu", "cpu")
+    previous = {row["student"]: row for row in json.loads(path.read_text())} if path.is_file() else {}
+    rows = []
+    for name, entry in result.items():
+        row = previous.get(name, {"student": name, f"{other}_s": None, f"{other}_ratio": None, "dice_mkd": None,
+                                  "dice_gap_to_full_mkd": None})
+        row.update({"student": name, "params": entry["params"], "macs": entry["macs"],
+                    f"{ours}_s": round(entry["median_s"], 2), f"{ours}_ratio": round(entry["ratio"], 3)})
+        rows.append({key: row.get(key) for key in ("student", "params", "macs", "cpu_s", "cpu_ratio", "gpu_s",
+                                                   "gpu_ratio", "dice_mkd", "dice_gap_to_full_mkd")})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1) + "\n")
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -92,6 +109,9 @@ def main() -> None:
     parser.add_argument("--onnx", nargs="*", default=[], metavar="NAME",
                         help="also time these networks through ONNX Runtime (CPU only)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--students-json", type=Path,
+                        help="also write the speed-accuracy table's rows here (benchmarks/results/students.json: "
+                             "this device's columns filled, the other device's and the Dice columns null)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -138,6 +158,8 @@ def main() -> None:
         cost = configuration_cost(plans, name.split(" (")[0], 1, 2)
         result[name] = {"seconds": times[name], "median_s": median, "ratio": median / reference, "windows": windows,
                         "peak_mib": peak.get(name), "params": cost.parameters, "macs": cost.macs}
+    if args.students_json:
+        write_students_table(args.students_json, result, device)
     if args.json:
         args.json.write_text(json.dumps({"device": gpu, "volume": args.volume, "mirror": args.mirror,
                                          "threads": args.threads, "torch": torch.__version__, "results": result},

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 NAME = "boxes-to-labels"
-HELP = ("turn a labelled or box-only raw dataset into a dataset whose labels are filled axial boxes, or (--ignore-inside) "
-        "background outside the boxes and nnU-Net's ignore label inside")
+HELP = ("turn a labelled or box-only raw dataset into a dataset whose labels are filled axial boxes, or "
+        "(--ignore-inside) background outside the boxes and nnU-Net's ignore label inside")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"input folder {args.input} does not exist")
     refuse_writing_into_inputs([args.output], [args.input, args.model, args.boxes], "nnunet_kd predict-onnx")
     predictor = onnx_predictor(args.model, args.step_size, not args.disable_tta, args.threads)
+    args.output.mkdir(parents=True, exist_ok=True)
     predictor.predict_from_files_sequential(str(args.input), str(args.output), save_probabilities=False,
                                             overwrite=True, folder_with_segs_from_prev_stage=(
                                                 str(args.boxes) if args.boxes is not None else None))

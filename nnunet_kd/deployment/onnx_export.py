@@ -142,7 +142,8 @@ def export_onnx(model_folder: str | os.PathLike, fold: str, output: str | os.Pat
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(network, (patches[0],), str(tmp / MODEL_FILE), input_names=["image"],
-                              output_names=["logits"], opset_version=opset, dynamo=True, verbose=False)
+                              output_names=["logits"], opset_version=opset, dynamo=True, verbose=False,
+                              external_data=False)  # one file: the weights of a student are far below 2 GB
         session = onnxruntime.InferenceSession(str(tmp / MODEL_FILE), providers=["CPUExecutionProvider"])
         difference = 0.0
         with torch.no_grad():

@@ -114,7 +114,8 @@ def check_teacher(spec: TeacherSpec, label: str, student: StudentContext) -> tup
         checkpoint = _fold_folder(folder, fold) / spec.checkpoint
         if not checkpoint.is_file():
             raise ConfigurationError(f"{where}: fold {fold} has no {spec.checkpoint} ({checkpoint})")
-    if dataset_json["labels"] != student.dataset_json["labels"]:
+    # the student's ignore label is a property of its labels, not a class a teacher predicts
+    if _classes(dataset_json["labels"]) != _classes(student.dataset_json["labels"]):
         raise ConfigurationError(f"{where}: label set {dataset_json['labels']} differs from the student's "
                                  f"{student.dataset_json['labels']}")
     if len(dataset_json["channel_names"]) != student.num_image_channels:
@@ -138,6 +139,11 @@ def check_teacher(spec: TeacherSpec, label: str, student: StudentContext) -> tup
     if cm.previous_stage_name is not None and len(dataset_json["labels"]) != 2:
         raise ConfigurationError(f"{where}: box-guided teachers need exactly one foreground label")
     return folder, folds, plans, dataset_json
+
+
+def _classes(labels: dict) -> dict:
+    """A ``dataset.json`` label dict without nnU-Net's ``ignore`` entry."""
+    return {name: value for name, value in labels.items() if name != "ignore"}
 
 
 def load_teacher(spec: TeacherSpec, label: str, student: StudentContext, device: torch.device,

@@ -72,7 +72,8 @@ class nnUNetTrainerMKD_test(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerM
         # the box channel that the data-augmentation workers appended for the box-guided teacher must be exactly the
         # axial boxes of this batch's augmented full-resolution label, and the student must see the image only
         if self.teacher_box_axis is not None:
-            expected = box_channel_of_labels(target[0] if isinstance(target, list) else target, self.teacher_box_axis)
+            expected = box_channel_of_labels(target[0] if isinstance(target, list) else target, self.teacher_box_axis,
+                                             self.label_manager.ignore_label)
             assert boxes is not None and torch.equal(boxes, expected.to(boxes.dtype)), "box channel differs"
             assert data.shape[1] == self.num_input_channels, f"student sees {data.shape[1]} channels"
             self.box_batches_checked = getattr(self, "box_batches_checked", 0) + int(expected.any())

@@ -134,6 +134,11 @@ def plans(w: Path) -> Path:
     return folder
 
 
+def with_plans(*argv: str) -> Callable[[Path], list[str]]:
+    """``argv`` run against :func:`plans`' dataset 900."""
+    return then(lambda w: list(argv), plans)
+
+
 def constrain(w: Path, change: Callable[[Path, Path], None] = lambda p, b: None, out: str = "out",
               *extra: str) -> list[str]:
     predictions, boxes = two_cases(w / "pred"), two_cases(w / "boxes")
@@ -295,8 +300,8 @@ ROWS = [
     Row("export: output replaces the weak dataset",
         lambda w: export(w, "--overwrite")[:-5] + ["902", "-device", "cpu", "--no-qc", "--overwrite"],
         r"holds its input"),
-    Row("export: cut-off box mask", then(export, lambda w: cut_off(w / RAW / "Dataset902_Weak" / "boxesTr" / "c1.nii.gz")),
-        r"c1.*cut off"),
+    Row("export: cut-off box mask",
+        then(export, lambda w: cut_off(w / RAW / "Dataset902_Weak" / "boxesTr" / "c1.nii.gz")), r"c1.*cut off"),
     Row("export: cut-off strong label",
         then(lambda w: export(w, "-s", "900"), lambda w: cut_off(strong(w) / "labelsTr" / "c1.nii.gz")),
         r"c1.*label.*cut off"),
@@ -335,16 +340,21 @@ ROWS = [
 
     # plans editors
     Row("add-student: unknown dataset", lambda w: ["add-student", "-d", "977"], r"977"),
-    Row("add-student: width that leaves no feature", then(lambda w: ["add-student", "-d", "900", "--width", "0.001"], plans), r"width"),
-    Row("add-student: negative width", then(lambda w: ["add-student", "-d", "900", "--width", "-1"], plans),
+    Row("add-student: width that leaves no feature", with_plans("add-student", "-d", "900", "--width", "0.001"),
         r"width"),
-    Row("add-student: unknown parent", then(lambda w: ["add-student", "-d", "900", "--parent", "3d_nothing"], plans), r"3d_nothing"),
+    Row("add-student: negative width", with_plans("add-student", "-d", "900", "--width", "-1"),
+        r"width"),
+    Row("add-student: unknown parent", with_plans("add-student", "-d", "900", "--parent", "3d_nothing"),
+        r"3d_nothing"),
     Row("add-student: malformed plans", then(lambda w: ["add-student", "-d", "900"],
                                               lambda w: write(plans(w) / "nnUNetPlans.json", "{")),
         r"nnUNetPlans.json"),
-    Row("add-box-config: unknown configuration", then(lambda w: ["add-box-config", "-d", "900", "-c", "3d_nothing"], plans), r"3d_nothing"),
-    Row("add-box-config: patch of two axes", then(lambda w: ["add-box-config", "-d", "900", "--patch-size", "32", "32"], plans), r"patch"),
-    Row("model-cost: unknown configuration", then(lambda w: ["model-cost", "-d", "900", "-c", "3d_nothing"], plans), r"3d_nothing"),
+    Row("add-box-config: unknown configuration", with_plans("add-box-config", "-d", "900", "-c", "3d_nothing"),
+        r"3d_nothing"),
+    Row("add-box-config: patch of two axes", with_plans("add-box-config", "-d", "900", "--patch-size", "32", "32"),
+        r"patch"),
+    Row("model-cost: unknown configuration", with_plans("model-cost", "-d", "900", "-c", "3d_nothing"),
+        r"3d_nothing"),
 
     # export-onnx, predict-onnx
     Row("export-onnx: fold without a checkpoint",

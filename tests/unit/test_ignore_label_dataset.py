@@ -1,4 +1,5 @@
-"""``boxes-to-labels --ignore-inside``: background outside the boxes, nnU-Net's ignore label inside, strong cases kept."""
+"""``boxes-to-labels --ignore-inside``: background outside the boxes, nnU-Net's ignore label inside, strong cases
+kept."""
 
 from __future__ import annotations
 

@@ -381,8 +381,9 @@ def test_a_distillation_student_refuses_to_resume_from_a_cut_off_checkpoint(tmp_
 
 @pytest.mark.parametrize("name", sorted(__import__("nnunet_kd.trainers", fromlist=["__all__"]).__all__))
 def test_every_shipped_trainer_writes_its_checkpoint_under_a_temporary_name(tmp_path, monkeypatch, name):
-    import nnunet_kd.trainers
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    import nnunet_kd.trainers
 
     def interrupted_save(self, filename):  # nnU-Net's save, stopped halfway through writing
         Path(filename).write_bytes(b"half a checkpoint")
