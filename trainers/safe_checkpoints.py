@@ -9,8 +9,7 @@ lets it write a hidden temporary file that is renamed once complete. The same ho
 nnU-Net's logger redraws in place every epoch (:class:`ProgressPlotWrittenWhole`).
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: nnU-Net's trainer signature (with real annotations) is kept exactly
 import os
 import tempfile
 from pathlib import Path
