@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-strong", type=int, default=None, help="strong training phantoms (>= 5 for 5 folds)")
     parser.add_argument("--num-weak", type=int, default=None, help="weak (box-only) training phantoms")
     parser.add_argument("--num-test", type=int, default=None, help="held-out test phantoms")
+    parser.add_argument("--ignore-label-student", action="store_true",
+                        help="also train the teacher-free baseline on strong cases + weak cases with nnU-Net's ignore "
+                             "label inside their boxes (one more training and prediction)")
     parser.add_argument("-v", "--verbose", action="store_true", help="echo every line of the nnU-Net commands")
 
 
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {"device": args.device, "box_trainer": args.box_trainer, "plain_trainer": args.plain_trainer,
                  "kd_trainer": args.kd_trainer, "num_strong": args.num_strong, "num_weak": args.num_weak,
-                 "num_test": args.num_test}
+                 "num_test": args.num_test, "ignore_label_student": args.ignore_label_student or None}
     profile = dataclasses.replace(PROFILES[args.profile], **{k: v for k, v in overrides.items() if v is not None})
     if profile.num_strong < 5 or profile.num_test < 1 or profile.num_weak < 1:
         raise ConfigurationError("need at least 5 strong cases (nnU-Net's 5 folds), 1 weak and 1 test case")

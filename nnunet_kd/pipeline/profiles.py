@@ -31,6 +31,9 @@ class Profile:
             worker processes only compete with the network for the same two cores (``benchmarks/README.md``).
         predict_in_process: ``nnUNetv2_predict -npp 0 -nps 0`` (no preprocessing and export worker processes; on
             small volumes their start-up costs more than they save).
+        ignore_label_student: also train the teacher-free baseline: the student configuration on the strong cases
+            plus the weak cases labelled with nnU-Net's ignore label inside their boxes (``boxes-to-labels
+            --ignore-inside``), trained with the plain trainer (off by default: one more training and prediction).
     """
 
     name: str
@@ -52,6 +55,7 @@ class Profile:
     compact_aspp_rates: tuple[int, ...] = (1, 2)
     augmentation_processes: int | None = None
     predict_in_process: bool = False
+    ignore_label_student: bool = False
     small_features: tuple[int, ...] = field(default=(8, 16, 32, 64))
 
 

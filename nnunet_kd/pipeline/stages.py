@@ -21,8 +21,9 @@ from pathlib import Path
 from nnunet_kd.pipeline.profiles import Profile
 from nnunet_kd.pipeline.runner import CommandRunner
 
-STRONG, STUDENT, WEAK = 500, 501, 502
+STRONG, STUDENT, WEAK, IGNORE = 500, 501, 502, 503
 STRONG_NAME, STUDENT_NAME, WEAK_NAME = "LungPhantomStrong", "LungPhantomStudent", "LungPhantomWeak"
+IGNORE_NAME = "LungPhantomIgnore"
 PLANS = "nnUNetPlans"
 
 
@@ -59,7 +60,7 @@ class TeacherStudentPipeline:
         self.env = env
         self.seed = seed
         #: dataset id -> name; benchmarks that add datasets (coarse labels, upper bound) register theirs here
-        self.dataset_names = {STRONG: STRONG_NAME, STUDENT: STUDENT_NAME, WEAK: WEAK_NAME}
+        self.dataset_names = {STRONG: STRONG_NAME, STUDENT: STUDENT_NAME, WEAK: WEAK_NAME, IGNORE: IGNORE_NAME}
         p = profile
         self.box_configuration = f"{p.student_configuration}_box"
         self.compact_configuration = f"{p.student_configuration}_compact"
@@ -71,6 +72,9 @@ class TeacherStudentPipeline:
             Model("MKD student", STUDENT, p.kd_trainer, p.student_configuration, p.student_fold),
             Model("compact MKD student", STUDENT, p.kd_trainer, self.compact_configuration, p.student_fold),
         ]
+        if p.ignore_label_student:
+            self.models.append(Model("ignore-label student (strong + boxes, no teacher)", IGNORE, p.plain_trainer,
+                                     p.student_configuration, p.student_fold))
 
     # ------------------------------------------------------------------------------------------ paths
     def dataset_folder(self, dataset: int, name: str, root: Path | None = None) -> Path:
@@ -105,6 +109,8 @@ class TeacherStudentPipeline:
                   self._pseudo_done, self._pseudo),
             Stage("plan-student", "student dataset preprocessed with the teacher's plans",
                   self._plan_student_done, self._plan_student),
+            *([Stage("ignore-labels", "strong + weak cases with the ignore label inside the boxes, preprocessed",
+                     self._ignore_done, self._ignore)] if self.profile.ignore_label_student else []),
             *(Stage(f"train-{m.name.split(' (')[0].replace(' ', '-')}", f"train the {m.name}", *self._train(m))
               for m in self.models[1:]),
             Stage("predict", "predict the held-out test set with every model", self._predict_done, self._predict),
@@ -229,6 +235,25 @@ class TeacherStudentPipeline:
         p = self.profile
         add_student_configuration(self.plans_file(STUDENT, STUDENT_NAME), self.compact_configuration,
                                   p.student_configuration, p.compact_width, p.compact_aspp_rates, kind=p.compact_kind)
+
+    def _ignore_done(self) -> bool:
+        plans = self.plans_file(IGNORE, IGNORE_NAME)
+        return plans.is_file() and self.profile.student_configuration in json.loads(plans.read_text())["configurations"]
+
+    def _ignore(self) -> None:
+        """``boxes-to-labels --ignore-inside`` of the weak dataset with the strong one merged, preprocessed with the
+        strong dataset's plans (the student configuration added as for the other students)."""
+        if not (self.dataset_folder(IGNORE, IGNORE_NAME) / "dataset.json").is_file():  # written whole, or not at all
+            self.runner.run("ignore-labels", ["nnunet_kd", "boxes-to-labels", "-i", WEAK, "-d", IGNORE, "--name",
+                                              IGNORE_NAME, "--ignore-inside", "--strong", STRONG])
+        self.plan_with_strong_plans("ignore-labels", IGNORE, IGNORE_NAME)
+        p = self.profile
+        if p.student_configuration != "3d_fullres":
+            from nnunet_kd.plans import add_configuration, load_plans, small_plain_configuration
+
+            plans_file = self.plans_file(IGNORE, IGNORE_NAME)
+            add_configuration(plans_file, p.student_configuration, small_plain_configuration(
+                load_plans(plans_file), features=p.small_features, patch_size=p.student_patch), overwrite=True)
 
     def plan_with_strong_plans(self, stage: str, dataset: int, name: str) -> None:
         """Preprocess a raw dataset with the strong dataset's plans (same spacing and CT normalisation)."""

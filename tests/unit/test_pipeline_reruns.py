@@ -116,3 +116,17 @@ def test_ctrl_c_ends_the_commands_worker_processes_too(tmp_path):
             break
         time.sleep(0.05)
     assert not alive(grandchild)
+
+
+def test_the_ignore_label_student_is_an_option_with_its_own_stages(tmp_path):
+    env = {k: str(tmp_path / k) for k in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")}
+    default = TeacherStudentPipeline(QUICK, tmp_path / "a", env, runner=None)
+    with_option = TeacherStudentPipeline(dataclasses.replace(QUICK, ignore_label_student=True), tmp_path / "b", env,
+                                         runner=None)
+    names = [s.name for s in with_option.stages()]
+    assert "ignore-labels" not in [s.name for s in default.stages()] and len(default.models) == 5
+    assert names.index("plan-student") < names.index("ignore-labels") < names.index("train-ignore-label-student")
+    student = with_option.models[-1]
+    assert (student.dataset, student.trainer, student.configuration) == (503, QUICK.plain_trainer,
+                                                                           QUICK.student_configuration)
+    assert with_option.prediction_folder(student).name == "ignore-label_student"
