@@ -191,8 +191,7 @@ def _merge_strong_case(folder: Path, case: str, label_file: Path, tmp: Path, end
 
 def _check_same_grid(case: str, image_file: Path, label: sitk.Image, what: str) -> None:
     """``InputError`` when a box mask or label is not on its image's grid (size, spacing, origin, direction)."""
-    from nnunet_kd.boxes.inputs import same_geometry
-    from nnunet_kd.boxes.prediction import image_header
+    from nnunet_kd.boxes.inputs import image_header, same_geometry
 
     mismatch = same_geometry(image_header(image_file), label)
     if mismatch:

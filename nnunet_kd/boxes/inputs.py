@@ -35,6 +35,15 @@ def image_cases(images_folder: str | os.PathLike, file_ending: str = ".nii.gz") 
     return {p.name[: -len(suffix)]: p for p in sorted(Path(images_folder).glob(f"*{suffix}"))}
 
 
+def image_header(path: Path) -> sitk.ImageFileReader:
+    """The file's header, read without its voxels: ``GetSize``, ``GetSpacing``, ``GetOrigin`` and ``GetDirection``
+    as a ``sitk.Image`` has them (what :func:`~nnunet_kd.boxes.inputs.same_geometry` compares)."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    reader.ReadImageInformation()
+    return reader
+
+
 def same_geometry(a: sitk.Image, b: sitk.Image) -> str | None:
     """``None`` if two images share size, spacing, origin and direction, else what differs."""
     if a.GetSize() != b.GetSize():

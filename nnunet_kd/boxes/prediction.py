@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from nnunet_kd.atomic import atomic_path
 from nnunet_kd.boxes.constraint import ConstraintReport, constrain_to_boxes
-from nnunet_kd.boxes.inputs import image_cases, require_valid_box_masks, same_geometry
+from nnunet_kd.boxes.inputs import image_cases, image_header, require_valid_box_masks, same_geometry
 from nnunet_kd.errors import ConfigurationError, InputError, NnunetKdError
 from nnunet_kd.integrity.image_files import check_image_file
 from nnunet_kd.paths import refuse_writing_into_inputs
@@ -70,15 +70,6 @@ def constrain_folder(
             sitk.WriteImage(constrained, str(tmp), useCompression=True)
         reports[case] = report
     return reports
-
-
-def image_header(path: Path) -> sitk.ImageFileReader:
-    """The file's header, read without its voxels: ``GetSize``, ``GetSpacing``, ``GetOrigin`` and ``GetDirection``
-    as a ``sitk.Image`` has them (what :func:`~nnunet_kd.boxes.inputs.same_geometry` compares)."""
-    reader = sitk.ImageFileReader()
-    reader.SetFileName(str(path))
-    reader.ReadImageInformation()
-    return reader
 
 
 def summarize_constraint(reports: dict[str, ConstraintReport]) -> str:
