@@ -10,11 +10,13 @@ from nnunet_kd.trainers.box_guided import (
     nnUNetTrainerBoxGuidedMerged,
     nnUNetTrainerBoxGuidedNoBoxAug,
     nnUNetTrainerBoxGuidedQuick,
+    nnUNetTrainerBoxGuidedStudy,
 )
 from nnunet_kd.trainers.dual_output import nnUNetTrainerDualOutput
 from nnunet_kd.trainers.knowledge_distillation import (
     nnUNetTrainerKD,
     nnUNetTrainerKDQuick,
+    nnUNetTrainerKDStudy,
     nnUNetTrainerMKD,
     nnUNetTrainerMKD_ATRC,
     nnUNetTrainerMKD_DiceLovasz,
@@ -22,11 +24,13 @@ from nnunet_kd.trainers.knowledge_distillation import (
     nnUNetTrainerMKD_PaperWeights,
     nnUNetTrainerMKD_Uniform,
     nnUNetTrainerMKDQuick,
+    nnUNetTrainerMKDStudy,
 )
 from nnunet_kd.trainers.quick import (
     nnUNetTrainerQuick,
     nnUNetTrainerQuickNoMirroring,
     nnUNetTrainerQuickNoMirroring_TeacherIterations,
+    nnUNetTrainerStudyNoMirroring,
 )
 from nnunet_kd.trainers.size_balanced import (
     nnUNetTrainerKDSizeBalanced,
@@ -39,9 +43,11 @@ __all__ = [
     "nnUNetTrainerBoxGuidedMerged",
     "nnUNetTrainerBoxGuidedNoBoxAug",
     "nnUNetTrainerBoxGuidedQuick",
+    "nnUNetTrainerBoxGuidedStudy",
     "nnUNetTrainerDualOutput",
     "nnUNetTrainerKD",
     "nnUNetTrainerKDQuick",
+    "nnUNetTrainerKDStudy",
     "nnUNetTrainerKDSizeBalanced",
     "nnUNetTrainerMKD",
     "nnUNetTrainerMKD_ATRC",
@@ -50,9 +56,11 @@ __all__ = [
     "nnUNetTrainerMKD_PaperWeights",
     "nnUNetTrainerMKD_Uniform",
     "nnUNetTrainerMKDQuick",
+    "nnUNetTrainerMKDStudy",
     "nnUNetTrainerMKDSizeBalanced",
     "nnUNetTrainerQuick",
     "nnUNetTrainerQuickNoMirroring",
     "nnUNetTrainerQuickNoMirroring_TeacherIterations",
     "nnUNetTrainerSizeBalanced",
+    "nnUNetTrainerStudyNoMirroring",
 ]

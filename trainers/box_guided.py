@@ -24,7 +24,7 @@ from nnunet_kd.boxes.channel import (
     write_preprocessed_box_files,
 )
 from nnunet_kd.errors import exit_on_user_error
-from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin
+from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin, StudyScheduleMixin
 from nnunet_kd.trainers.safe_checkpoints import SafeCheckpointMixin
 
 #: nnU-Net's own cascade perturbations of the previous-stage channel; box augmentation replaces them.
@@ -106,3 +106,7 @@ class nnUNetTrainerBoxGuidedQuick(NoMirroringMixin, QuickScheduleMixin, nnUNetTr
     phantoms: Dice 62 %, object F1 26 % after 240 iterations; Dice 88 %, object F1 100 % after 480)."""
 
     quick_num_epochs = 12
+
+
+class nnUNetTrainerBoxGuidedStudy(NoMirroringMixin, StudyScheduleMixin, nnUNetTrainerBoxGuided):
+    """The box-guided teacher on the phantom study's schedule (``benchmarks/studies/study.py``)."""

@@ -35,7 +35,7 @@ from nnunet_kd.integrity.checkpoints import load_checkpoint
 from nnunet_kd.losses.segmentation import DiceLovaszLoss
 from nnunet_kd.network_wrappers import compile_keeping_hooks
 from nnunet_kd.pseudo_labels.provenance import pseudo_labelled_cases
-from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin
+from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin, StudyScheduleMixin
 from nnunet_kd.trainers.safe_checkpoints import SafeCheckpointMixin
 
 _COMPONENTS = ("kd_seg", "kd_mid", "kd_kl")
@@ -330,3 +330,11 @@ class nnUNetTrainerMKDQuick(NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerM
     """Multi-scale distillation on the CPU quick schedule (4 iterations per training case and epoch)."""
 
     quick_iterations_per_case = 4
+
+
+class nnUNetTrainerKDStudy(NoMirroringMixin, StudyScheduleMixin, nnUNetTrainerKD):
+    """Logit distillation on the phantom study's schedule (``benchmarks/studies/study.py``)."""
+
+
+class nnUNetTrainerMKDStudy(NoMirroringMixin, StudyScheduleMixin, nnUNetTrainerMKD):
+    """Multi-scale distillation on the phantom study's schedule (``benchmarks/studies/study.py``)."""

@@ -70,6 +70,17 @@ class QuickScheduleMixin:
         super().perform_actual_validation(save_probabilities)
 
 
+class StudyScheduleMixin(QuickScheduleMixin):
+    """The phantom study's schedule (``benchmarks/studies/study.py``): 25 epochs of 40 iterations for every model,
+    whatever its dataset's size, and 10 validation iterations per epoch, so that the per-epoch validation Dice (on
+    held-out validation phantoms) is a learning curve smooth enough to judge convergence by."""
+
+    quick_num_epochs = 25
+    quick_iterations_per_epoch = 40
+    quick_iterations_per_case = None
+    quick_val_iterations_per_epoch = 10
+
+
 class NoMirroringMixin:
     """No mirroring in augmentation nor in test-time augmentation (TTA costs 8x in 3D on CPU)."""
 
@@ -96,3 +107,8 @@ class nnUNetTrainerQuickNoMirroring_TeacherIterations(nnUNetTrainerQuickNoMirror
 
     quick_num_epochs = 12
     quick_iterations_per_case = None
+
+
+class nnUNetTrainerStudyNoMirroring(SafeCheckpointMixin, NoMirroringMixin, StudyScheduleMixin, nnUNetTrainer):
+    """nnU-Net's trainer on the phantom study's schedule: the point-guided teacher (strong-only baseline), the
+    box-supervised teacher, the SO and compact students and the all-strong upper bound of the study."""

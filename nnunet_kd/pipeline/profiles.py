@@ -15,6 +15,10 @@ class Profile:
         phantom: phantom geometry and tumour sizes.
         num_strong, num_weak, num_test: strong training cases (voxel labels), weak training cases (boxes only), and
             held-out strong test cases.
+        num_validation: strong validation phantoms, added to the strong dataset's training cases (and so to every
+            dataset made from it) but held out of training by a one-fold ``splits_final.json`` (fold 0: train = the
+            training cases, val = these): nnU-Net's per-epoch validation Dice then is a learning curve on cases no
+            model trains on. Needs ``teacher_fold`` and ``student_fold`` ``0``.
         student_configuration: configuration of the students (added to the plans for the quick profile).
         student_patch: patch of the quick students (``None``: the planned one).
         teacher_patch: patch of the box-guided teacher (tumour-centred crops); ``None``: the student's.
@@ -56,6 +60,7 @@ class Profile:
     augmentation_processes: int | None = None
     predict_in_process: bool = False
     ignore_label_student: bool = False
+    num_validation: int = 0
     small_features: tuple[int, ...] = field(default=(8, 16, 32, 64))
 
 
@@ -80,6 +85,31 @@ QUICK = Profile(
     predict_in_process=True,
 )
 
+STUDY = Profile(
+    name="study",
+    phantom=QUICK.phantom,
+    num_strong=8,
+    num_weak=24,
+    num_test=20,
+    num_validation=5,
+    student_configuration="3d_quick",
+    student_patch=(24, 32, 32),
+    teacher_patch=(24, 32, 32),
+    box_trainer="nnUNetTrainerBoxGuidedStudy",
+    plain_trainer="nnUNetTrainerStudyNoMirroring",
+    kd_trainer="nnUNetTrainerMKDStudy",
+    device="cpu",
+    teacher_fold="0",
+    student_fold="0",
+    compact_kind="plain",
+    compact_width=0.5,
+    augmentation_processes=0,
+    predict_in_process=True,
+)
+"""The CPU phantom study (``benchmarks/studies/study.py``): the quick profile's networks, 8 strong : 24 weak training
+cases, 5 validation and 20 test phantoms, every model trained for 1000 iterations on fold 0 (validation cases held
+out)."""
+
 FULL = Profile(
     name="full",
     phantom=PhantomConfig(),
@@ -96,4 +126,4 @@ FULL = Profile(
     compact_aspp_rates=(1, 2, 3),
 )
 
-PROFILES = {p.name: p for p in (QUICK, FULL)}
+PROFILES = {p.name: p for p in (QUICK, STUDY, FULL)}

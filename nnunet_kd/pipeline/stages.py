@@ -25,6 +25,7 @@ STRONG, STUDENT, WEAK, IGNORE = 500, 501, 502, 503
 STRONG_NAME, STUDENT_NAME, WEAK_NAME = "LungPhantomStrong", "LungPhantomStudent", "LungPhantomWeak"
 IGNORE_NAME = "LungPhantomIgnore"
 PLANS = "nnUNetPlans"
+STRONG_NAME_PREFIX = "strong"  # case names of the strong phantoms: strong_<i>, test cases strong_t<i>
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Model:
     configuration: str
     fold: str
     uses_boxes: bool = False
+    distills: bool = False  # trained with the pipeline's teacher spec (NNUNET_KD_SPEC)
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,9 @@ class TeacherStudentPipeline:
             self.teacher,
             Model("baseline (strong only)", STRONG, p.plain_trainer, p.student_configuration, p.student_fold),
             Model("SO student (strong + pseudo)", STUDENT, p.plain_trainer, p.student_configuration, p.student_fold),
-            Model("MKD student", STUDENT, p.kd_trainer, p.student_configuration, p.student_fold),
-            Model("compact MKD student", STUDENT, p.kd_trainer, self.compact_configuration, p.student_fold),
+            Model("MKD student", STUDENT, p.kd_trainer, p.student_configuration, p.student_fold, distills=True),
+            Model("compact MKD student", STUDENT, p.kd_trainer, self.compact_configuration, p.student_fold,
+                  distills=True),
         ]
         if p.ignore_label_student:
             self.models.append(Model("ignore-label student (strong + boxes, no teacher)", IGNORE, p.plain_trainer,
@@ -125,8 +128,8 @@ class TeacherStudentPipeline:
         from nnunet_kd.synthetic.phantom_dataset import write_phantom_dataset
 
         p = self.profile
-        write_phantom_dataset(self.raw, STRONG, STRONG_NAME, p.num_strong, p.num_test, self.seed, "strong", p.phantom,
-                              case_prefix="strong", progress=True)
+        write_phantom_dataset(self.raw, STRONG, STRONG_NAME, p.num_strong + p.num_validation, p.num_test, self.seed,
+                              "strong", p.phantom, case_prefix=STRONG_NAME_PREFIX, progress=True)
         write_phantom_dataset(self.raw, WEAK, WEAK_NAME, p.num_weak, 0, self.seed, "weak", p.phantom,
                               case_prefix="weak", progress=True)
 
@@ -173,7 +176,9 @@ class TeacherStudentPipeline:
         def run() -> None:
             self._set_aside_damaged_checkpoint(model)
             extra = self.training_environment()
-            if model.trainer == self.profile.kd_trainer:
+            if self.profile.num_validation:
+                self.write_validation_split(model.dataset)
+            if model.distills:
                 extra["NNUNET_KD_SPEC"] = str(self.spec_file)
                 self._write_spec()
             self.runner.run(f"train-{model.trainer}-{model.configuration}",
@@ -181,6 +186,32 @@ class TeacherStudentPipeline:
                              "-device", self.profile.device, "--c"], extra)
 
         return done, run
+
+    @property
+    def validation_cases(self) -> list[str]:
+        """The strong validation phantoms: the last ``num_validation`` training cases of the strong dataset."""
+        p = self.profile
+        return [f"{STRONG_NAME_PREFIX}_{i:03d}" for i in range(p.num_strong, p.num_strong + p.num_validation)]
+
+    def write_validation_split(self, dataset: int) -> None:
+        """``splits_final.json`` of a preprocessed dataset with one fold: every labelled case of the raw dataset but
+        the validation phantoms trains, those validate (rewritten only when it differs)."""
+        from nnunet_kd.atomic import atomic_write_json
+        from nnunet_kd.errors import ConfigurationError
+
+        name = self.dataset_names[dataset]
+        raw = self.dataset_folder(dataset, name)
+        ending = json.loads((raw / "dataset.json").read_text())["file_ending"]
+        cases = sorted(f.name[: -len(ending)] for f in (raw / "labelsTr").glob(f"*{ending}"))
+        wanted = set(self.validation_cases)  # export-pseudo-labels prefixes strong cases it copies: strong_strong_008
+        validation = [c for c in cases if c in wanted or c.removeprefix(f"{STRONG_NAME_PREFIX}_") in wanted]
+        if len(validation) != self.profile.num_validation:
+            raise ConfigurationError(f"{raw.name} holds {len(validation)} of the {self.profile.num_validation} "
+                                     f"validation cases {sorted(wanted)}")
+        split = [{"train": [c for c in cases if c not in validation], "val": validation}]
+        target = self.dataset_folder(dataset, name, self.preprocessed) / "splits_final.json"
+        if not target.is_file() or json.loads(target.read_text()) != split:
+            atomic_write_json(target, split)
 
     def training_environment(self) -> dict[str, str]:
         """Environment of ``nnUNetv2_train`` beyond the pipeline's: the profile's augmentation processes, unless the
