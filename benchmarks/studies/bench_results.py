@@ -27,16 +27,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nnunet_kd.atomic import atomic_path, atomic_write_json, atomic_write_text
+from nnunet_kd.atomic import atomic_write_json, atomic_write_text
 from nnunet_kd.errors import NnunetKdError
 from nnunet_kd.evaluation.summary import ALL_SOURCES
 from nnunet_kd.evaluation.table import format_cost
-from nnunet_kd.file_links import place_file
 from nnunet_kd.pipeline.profiles import PROFILES
 from nnunet_kd.pipeline.runner import CommandRunner, pipeline_environment
 from nnunet_kd.pipeline.stages import PLANS, STRONG, STRONG_NAME, WEAK, WEAK_NAME, Model, TeacherStudentPipeline
+from nnunet_kd.pipeline.study import ALL_STRONG, ALL_STRONG_NAME, write_all_strong_dataset
 
-ALL_STRONG, ALL_STRONG_NAME = 506, "LungPhantomAllStrong"
 POINT, UPPER = "point-guided teacher", "upper bound (all strong)"
 METRICS = {"dice": "Dice (%)", "dsc_tp": "DSC-TP (%)", "object_f1": "Obj F1 (%)", "hd95_mm": "HD95 (mm)"}
 COSTS = ("params", "inference s/case")
@@ -68,37 +67,6 @@ def run_pipeline(work: Path, profile: str, seed: int) -> None:
         raise NnunetKdError("the nnunet_kd command is not installed in this environment") from None
     if code != 0:
         raise NnunetKdError(f"nnunet_kd pipeline for seed {seed} exited with {code}; see its output and {work}/logs")
-
-
-def write_all_strong_dataset(pipeline: TeacherStudentPipeline) -> Path:
-    """Raw dataset 506: 500's and 502's training images (hard links) with 500's labels + 502's ground truth."""
-    from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
-
-    target = pipeline.dataset_folder(ALL_STRONG, ALL_STRONG_NAME)
-    if (target / "dataset.json").is_file():
-        return target
-    clashes = [p for p in pipeline.raw.glob(f"Dataset{ALL_STRONG}_*") if p.name != target.name]
-    if clashes:
-        raise NnunetKdError(f"another dataset with id {ALL_STRONG} exists: {clashes[0]}")
-    strong, weak = pipeline.dataset_folder(STRONG, STRONG_NAME), pipeline.dataset_folder(WEAK, WEAK_NAME)
-    info = json.loads(require(strong / "dataset.json", "strong dataset.json").read_text())
-    ending, channels = info["file_ending"], len(info["channel_names"])
-    sources = [(strong, cases_of(strong / "labelsTr", ending)), (weak, cases_of(weak / "referenceTr", ending))]
-    names = [case for _, cases in sources for case in cases]
-    if len(set(names)) != len(names):  # phantom cases are named strong_<i> / weak_<i>: unique by construction
-        raise NnunetKdError(f"strong and weak datasets share case names; cannot merge them into {target.name}")
-    with atomic_path(target) as tmp:  # built under a temporary name, renamed at the end
-        for folder, cases in sources:
-            for case, label in cases.items():
-                for channel in range(channels):
-                    image = f"{case}_{channel:04d}{ending}"
-                    place_file(require(folder / "imagesTr" / image, "training image"), tmp / "imagesTr" / image)
-                place_file(label, tmp / "labelsTr" / label.name)
-        generate_dataset_json(str(tmp), channel_names=info["channel_names"], labels=info["labels"],
-                              num_training_cases=len(names), file_ending=ending, dataset_name=target.name,
-                              description="upper bound: strong 500 labelsTr + weak 502 referenceTr (ground truth)",
-                              license="CC0 (synthetic data)", converted_by="benchmarks/studies/bench_results.py")
-    return target
 
 
 def upper_bound(pipeline: TeacherStudentPipeline) -> tuple[Model, Path]:
@@ -241,7 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-w", "--work-root", required=True, type=Path, help="one work folder per seed: seed<k>/")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    parser.add_argument("--profile", default="quick", choices=("quick", "full"))
     args = parser.parse_args()
     root, seeds = args.work_root.resolve(), list(dict.fromkeys(args.seeds))
     if root.exists() and not root.is_dir():

@@ -109,3 +109,24 @@ def claim_verdict(comparison: PairedComparison, at_least: float) -> str:
     if comparison.ci_high < at_least:
         return "not reproduced"
     return "inconclusive"
+
+
+def final_trend(curve: Sequence[float], fraction: float = 0.2) -> float:
+    """Change of the least-squares line through the last ``fraction`` of a per-epoch curve, over that span.
+
+    The window is the last ``ceil(fraction * len(curve))`` epochs, at least 2: for ``[.., 0.80, 0.81, 0.83]`` with a
+    window of 3 the slope is 0.015 per epoch and the change 0.03. ``nan`` for fewer than 2 epochs.
+    """
+    values = np.asarray(curve, dtype=float)
+    window = max(2, math.ceil(fraction * values.size))
+    if values.size < 2:
+        return math.nan
+    tail = values[-window:]
+    slope = np.polyfit(np.arange(tail.size, dtype=float), tail, 1)[0]
+    return float(slope * (tail.size - 1))
+
+
+def converged(curve: Sequence[float], tolerance: float = 0.01, fraction: float = 0.2) -> bool:
+    """The curve's :func:`final_trend` moves it by less than ``tolerance`` (either way)."""
+    change = final_trend(curve, fraction)
+    return not math.isnan(change) and abs(change) < tolerance

@@ -13,6 +13,8 @@ from nnunet_kd.evaluation.study_statistics import (
     bootstrap_ci,
     claim_verdict,
     compare,
+    converged,
+    final_trend,
     seed_means,
 )
 
@@ -65,3 +67,17 @@ def test_seed_means_are_the_mean_and_sample_std_of_the_per_seed_means():
 def test_a_claim_is_reproduced_only_when_its_whole_interval_clears_the_threshold(low, high, verdict):
     comparison = PairedComparison("a", "b", "dice", 10, 0.1, 0.1, low, high, 0.01)
     assert claim_verdict(comparison, at_least=0.1) == verdict
+
+
+def test_final_trend_is_the_least_squares_change_over_the_last_fifth_of_the_epochs():
+    # 10 epochs: the window is the last 2; 15 epochs: the last 3, [0.80, 0.81, 0.83] -> slope 0.015, change 0.03
+    assert final_trend([0.1] * 8 + [0.5, 0.6]) == pytest.approx(0.1)
+    assert final_trend([0.0] * 12 + [0.80, 0.81, 0.83]) == pytest.approx(0.03)
+    assert final_trend([0.2, 0.9, 0.7, 0.8, 0.9, 0.8, 0.7], fraction=0.5) == pytest.approx(-0.12)  # last 4: slope -0.04
+    assert math.isnan(final_trend([0.5]))
+
+
+def test_a_curve_converged_when_its_final_trend_moves_less_than_the_tolerance_either_way():
+    assert converged([0.1, 0.5, 0.8, 0.8, 0.805]) and not converged([0.1, 0.5, 0.7, 0.8, 0.82])
+    assert not converged([0.9, 0.9, 0.9, 0.88, 0.85])  # falling by 3 points: not settled either
+    assert converged([0.1, 0.5, 0.7, 0.8, 0.82], tolerance=0.05) and not converged([0.5])
