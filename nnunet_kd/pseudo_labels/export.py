@@ -26,11 +26,12 @@ from nnunet_kd.integrity.fingerprints import files_fingerprint
 from nnunet_kd.integrity.image_files import check_image_file, read_image
 from nnunet_kd.paths import dataset_folder_name, datasets_with_id, refuse_writing_into_inputs
 from nnunet_kd.pseudo_labels import layout
-from nnunet_kd.pseudo_labels.cleanup import clean_with_boxes
+from nnunet_kd.pseudo_labels.cleanup import clean_with_boxes, dilated_boxes
 from nnunet_kd.pseudo_labels.ensemble import hard_labels, normalised_weights
 from nnunet_kd.pseudo_labels.predictor import ProbabilityModel
 from nnunet_kd.pseudo_labels.provenance import CaseRecord, Thresholds, label_statistics
 from nnunet_kd.pseudo_labels.source_cases import KIND_PSEUDO, SourceCase
+from nnunet_kd.pseudo_labels.uncertainty import UncertainBand, uncertain_voxels, with_ignore_label
 
 REQUEST_FORMAT = 1
 
@@ -49,6 +50,8 @@ class ExportOptions:
         qc: write the visual QC report at the merge.
         qc_sample: QC panels for every flagged case plus this many randomly chosen other pseudo-labelled cases.
         seed: seed of that random choice.
+        ignore_uncertain: ``(low, high)``: inside the (dilated) boxes, voxels whose ensemble tumour probability lies
+            strictly between the two get nnU-Net's ignore label (:mod:`.uncertainty`); ``None``: hard labels only.
     """
 
     link_mode: str = "hardlink"
@@ -58,6 +61,11 @@ class ExportOptions:
     qc: bool = True
     qc_sample: int = 5
     seed: int = 0
+    ignore_uncertain: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.ignore_uncertain is not None:
+            UncertainBand(*self.ignore_uncertain)  # refuses thresholds out of order before anything is written
 
 
 def build_request(dataset_folder_name_: str, cases: Sequence[SourceCase], teachers: Sequence[dict],
@@ -203,6 +211,15 @@ def pseudo_label_case(
     fields = asdict(stats)
     fields["removed_outside_voxels"] = None if report is None else report.removed_outside
     fields["removed_components"] = None if report is None else report.removed_components
+    if options.ignore_uncertain is not None:
+        # the numbers above describe the hard label; these count what then became the ignore label
+        region = None if box_mask is None else dilated_boxes(np.asarray(box_mask) > 0, spacing_zyx,
+                                                              options.thresholds.margin_mm)
+        unsure = uncertain_voxels(probabilities, UncertainBand(*options.ignore_uncertain), region)
+        labels = with_ignore_label(labels, unsure, ignore_label=probabilities.shape[0])
+        fields["ignored_voxels"] = int(unsure.sum())
+        size = labels.size if region is None else int(region.sum())
+        fields["ignored_fraction"] = float(unsure.sum() / size) if size else 0.0
     return labels, fields
 
 

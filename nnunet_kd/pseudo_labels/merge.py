@@ -27,15 +27,25 @@ def _summary(request: dict, records: list[CaseRecord]) -> dict:
             "flagged_cases": sum(1 for r in pseudo if r.flags), "flag_counts": dict(sorted(flags.items()))}
 
 
+def dataset_labels(request: dict) -> dict[str, int]:
+    """The exported dataset's ``labels``: the teachers' labels, plus ``ignore`` (the highest value, the one the
+    export wrote on unsure voxels) when the export ran with ``ignore_uncertain``."""
+    labels = dict(request["labels"])
+    if request["options"].get("ignore_uncertain") and "ignore" not in labels:
+        labels["ignore"] = max(labels.values()) + 1
+    return labels
+
+
 def write_dataset_json(folder: Path, request: dict) -> None:
     """``dataset.json`` by nnU-Net's ``generate_dataset_json``, moved into place in one rename."""
     from nnunetv2.dataset_conversion.generate_dataset_json import generate_dataset_json
 
     teachers = ", ".join(t["name"] for t in request["teachers"])
+    labels = dataset_labels(request)
     staging = Path(tempfile.mkdtemp(prefix=f".dataset_json{TMP_INFIX}", dir=folder))
     try:
         generate_dataset_json(
-            str(staging), channel_names=request["channel_names"], labels=request["labels"],
+            str(staging), channel_names=request["channel_names"], labels=labels,
             num_training_cases=len(request["cases"]), file_ending=request["file_ending"],
             dataset_name=request["dataset"],
             description=f"nnunet-kd: strong cases with ground truth and weak cases pseudo-labelled by {teachers}",
@@ -72,7 +82,8 @@ def merge_export(folder: str | os.PathLike, qc: bool | None = None, progress: bo
     atomic_write_text(folder / layout.PROVENANCE / "provenance.json", provenance_json(records, summary))
     options = request["options"]
     if options.get("qc", True) if qc is None else qc:
-        page = write_qc_report(folder, records, options["qc_sample"], options["seed"], request["file_ending"])
+        page = write_qc_report(folder, records, options["qc_sample"], options["seed"], request["file_ending"],
+                               dataset_labels(request).get("ignore"))
         if progress:
             print(f"QC report: {page}", flush=True)
     write_dataset_json(folder, request)

@@ -85,6 +85,8 @@ class CaseRecord:
     removed_outside_voxels: int | None = None
     removed_components: int | None = None
     flags: list[str] = field(default_factory=list)
+    ignored_voxels: int | None = None  # set to the ignore label (export --ignore-uncertain), else None
+    ignored_fraction: float | None = None  # ignored voxels / voxels of the dilated boxes (of the image without boxes)
     inputs: str | None = None  # fingerprint of the files and teachers the case was made from (reruns compare it)
 
     def to_dict(self) -> dict:
@@ -175,7 +177,7 @@ def label_statistics(
 CSV_COLUMNS = [
     "case", "source_case", "source_dataset", "kind", "teachers", "num_boxes", "box_fill", "min_box_fill",
     "foreground_voxels", "mean_foreground_probability", "mean_entropy", "outside_voxels", "removed_outside_voxels",
-    "removed_components", "flags",
+    "removed_components", "flags", "ignored_voxels", "ignored_fraction",
 ]
 
 

@@ -50,8 +50,9 @@ def qc_slices(labels: np.ndarray, box_mask: np.ndarray | None, max_slices: int =
 
 
 def render_panel(image: np.ndarray, labels: np.ndarray, box_mask: np.ndarray | None, slices: list[int],
-                 target: str | os.PathLike, title: str) -> None:
-    """One PNG with a column per axial slice: CT (1st-99th percentile window), boxes (yellow), label (red)."""
+                 target: str | os.PathLike, title: str, ignore_label: int | None = None) -> None:
+    """One PNG with a column per axial slice: CT (1st-99th percentile window), boxes (yellow), label (red), voxels
+    with the ignore label (cyan, filled half-transparent)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,8 +64,13 @@ def render_panel(image: np.ndarray, labels: np.ndarray, box_mask: np.ndarray | N
         axis.imshow(image[z], cmap="gray", vmin=low, vmax=high, interpolation="nearest")
         if box_mask is not None and box_mask[z].any():
             axis.contour(box_mask[z].astype(float), levels=[0.5], colors="yellow", linewidths=1.0)
-        if labels[z].any():
-            axis.contour((labels[z] > 0).astype(float), levels=[0.5], colors="red", linewidths=1.0)
+        ignored = labels[z] == ignore_label if ignore_label is not None else np.zeros_like(labels[z], dtype=bool)
+        tumour = (labels[z] > 0) & ~ignored
+        if ignored.any():
+            axis.imshow(np.ma.masked_where(~ignored, ignored.astype(float)), cmap="cool", vmin=0, vmax=1, alpha=0.5,
+                        interpolation="nearest")
+        if tumour.any():
+            axis.contour(tumour.astype(float), levels=[0.5], colors="red", linewidths=1.0)
         axis.set_title(f"z = {z}", fontsize=9)
         axis.set_axis_off()
     figure.suptitle(title, fontsize=10)
@@ -107,8 +113,10 @@ def write_html(records: list[CaseRecord], images: dict[str, str], target: str | 
     atomic_write_text(target, page)
 
 
-def write_qc_report(folder: Path, records: list[CaseRecord], sample: int, seed: int, file_ending: str) -> Path:
-    """Render the panels of the chosen cases from the dataset's files and write ``qc/index.html``."""
+def write_qc_report(folder: Path, records: list[CaseRecord], sample: int, seed: int, file_ending: str,
+                    ignore_label: int | None = None) -> Path:
+    """Render the panels of the chosen cases from the dataset's files and write ``qc/index.html`` (voxels with
+    ``ignore_label`` shown in their own colour)."""
     import SimpleITK as sitk
 
     from nnunet_kd.pseudo_labels import layout
@@ -121,8 +129,9 @@ def write_qc_report(folder: Path, records: list[CaseRecord], sample: int, seed: 
         box_file = folder / layout.BOXES / f"{r.case}{file_ending}"
         boxes = sitk.GetArrayFromImage(sitk.ReadImage(str(box_file))) > 0 if box_file.is_file() else None
         name = f"{r.case}.png"
-        render_panel(image, labels, boxes, qc_slices(labels, boxes), folder / layout.QC / name,
-                     f"{r.case}: {', '.join(r.flags) or 'no flags'}")
+        tumour = np.where(labels == ignore_label, 0, labels) if ignore_label is not None else labels
+        render_panel(image, labels, boxes, qc_slices(tumour, boxes), folder / layout.QC / name,
+                     f"{r.case}: {', '.join(r.flags) or 'no flags'}", ignore_label)
         images[r.case] = name
     target = folder / layout.QC / "index.html"
     write_html(chosen, images, target, f"Pseudo-label QC: {folder.name}")

@@ -321,6 +321,8 @@ ROWS = [
         r"dataset.json"),
     Row("export: fill thresholds out of order", lambda w: export(w, "--min-fill", "0.9", "--max-fill", "0.5"),
         r"fill"),
+    Row("export: uncertainty thresholds out of order", lambda w: export(w, "--ignore-uncertain", "0.7", "0.3"),
+        r"--ignore-uncertain thresholds"),
     Row("export: part id out of range", lambda w: export(w, "--num-parts", "2", "--part-id", "2"), r"part id 2"),
 
     # merge-pseudo-labels

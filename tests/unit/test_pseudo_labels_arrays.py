@@ -17,6 +17,7 @@ from nnunet_kd.pseudo_labels.ensemble import (
 )
 from nnunet_kd.pseudo_labels.export import ExportOptions, pseudo_label_case
 from nnunet_kd.pseudo_labels.provenance import CaseRecord, Thresholds, label_statistics, provenance_csv
+from nnunet_kd.pseudo_labels.uncertainty import UncertainBand, uncertain_voxels
 
 SPACING = (2.0, 1.0, 1.0)  # z, y, x in mm
 
@@ -127,8 +128,8 @@ def test_provenance_csv_lists_and_missing_values():
     strong = CaseRecord("strong_b", "b", "Dataset900_S", "strong")
     lines = provenance_csv([record, strong]).splitlines()
     assert lines[0].startswith("case,source_case,source_dataset,kind,teachers,num_boxes,box_fill,min_box_fill")
-    assert lines[1] == "weak_a,a,Dataset902_W,pseudo,t1;t2,2,0.5;0,0,6,0.9,0.59448,0,0,1,empty_box"
-    assert lines[2] == "strong_b,b,Dataset900_S,strong,,,,,,,,,,,"
+    assert lines[1] == "weak_a,a,Dataset902_W,pseudo,t1;t2,2,0.5;0,0,6,0.9,0.59448,0,0,1,empty_box,,"
+    assert lines[2] == "strong_b,b,Dataset900_S,strong,,,,,,,,,,,,,"
 
 
 def test_qc_slices_prefer_box_middles_then_stray_voxels_then_box_ends():
@@ -165,3 +166,37 @@ def test_dilation_around_each_box_equals_dilation_of_all_boxes():
     boxes[5, 10, 0] = 1  # a box at the volume border
     for margin in (0.0, 2.5, 6.0):
         np.testing.assert_array_equal(dilated_boxes(boxes, SPACING, margin), dilate_mm(boxes, margin, SPACING))
+
+
+def test_unsure_voxels_are_those_in_the_open_band_inside_the_region():
+    probabilities, boxes = constructed_case()  # p(tumour): 0.1 background, 0.9 box A's z = 1 half, 0.4 box B, 0.8 stray
+    assert uncertain_voxels(probabilities, UncertainBand(0.3, 0.7)).sum() == 4  # box B only
+    assert uncertain_voxels(probabilities, UncertainBand(0.4, 0.7)).sum() == 0  # open band: 0.4 itself is sure
+    wide = UncertainBand(0.05, 0.5)  # every 0.1 and 0.4 voxel: 144 - 6 (0.9) - 1 (0.8)
+    assert uncertain_voxels(probabilities, wide).sum() == 137
+    assert uncertain_voxels(probabilities, wide, boxes > 0).sum() == 6 + 4  # box A's z = 2 half and box B
+
+
+@pytest.mark.parametrize(("low", "high"), [(0.7, 0.3), (0.5, 0.5), (-0.1, 0.5), (0.2, 1.5)])
+def test_uncertainty_thresholds_out_of_order_are_refused(low, high):
+    with pytest.raises(ConfigurationError, match="--ignore-uncertain thresholds"):
+        ExportOptions(ignore_uncertain=(low, high))
+
+
+def test_confidence_aware_pseudo_label_puts_the_ignore_label_on_unsure_voxels_inside_the_boxes_only():
+    probabilities, boxes = constructed_case()
+    options = ExportOptions(thresholds=Thresholds(margin_mm=0.0), ignore_uncertain=(0.3, 0.7))
+    labels, fields = pseudo_label_case(probabilities, boxes, SPACING, options)
+    hard, hard_fields = pseudo_label_case(probabilities, boxes, SPACING, ExportOptions(thresholds=Thresholds(
+        margin_mm=0.0)))
+    assert np.array_equal(labels == 2, boxes.astype(bool) & (probabilities[1] == np.float32(0.4)))  # ignore = C = 2
+    assert np.array_equal(labels[labels != 2], hard[labels != 2])  # everything else as the hard label
+    assert fields["ignored_voxels"] == 4 and fields["ignored_fraction"] == pytest.approx(4 / 16)
+    assert fields["box_fill"] == hard_fields["box_fill"]  # provenance numbers describe the hard label
+    # with a stray 0.5 voxel outside the boxes: it stays background (outside the boxes is certain)
+    probabilities[:, 3, 0, 5] = [0.5, 0.5]
+    labels, fields = pseudo_label_case(probabilities, boxes, SPACING, options)
+    assert labels[3, 0, 5] == 0 and fields["ignored_voxels"] == 4
+    # without a box mask the rule applies everywhere
+    labels, fields = pseudo_label_case(probabilities, None, SPACING, options)
+    assert labels[3, 0, 5] == 2 and fields["ignored_voxels"] == 5 and fields["ignored_fraction"] == 5 / labels.size

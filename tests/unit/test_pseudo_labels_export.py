@@ -357,3 +357,20 @@ def test_an_export_that_stopped_before_its_first_case_does_not_block_a_rerun_wit
                                   model_factory=BoxTeacher, progress=False, options=ExportOptions(qc=False))
     assert "TrainerB" in (folder / "provenance" / "request.json").read_text()
     assert (folder / "dataset.json").is_file()
+
+
+def test_confidence_aware_export_writes_the_ignore_label_records_it_and_declares_it(env):
+    # BoxTeacher: p(tumour) 0.9 in the box, 0.3 on its first row, 0.05 elsewhere: the first row is unsure
+    folder = run_export(options=ExportOptions(qc_sample=3, ignore_uncertain=(0.2, 0.5)))
+    meta = json.loads((folder / "dataset.json").read_text())
+    assert meta["labels"] == {"background": 0, "tumor": 1, "ignore": 2}
+    label = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelsTr" / "weak_c1.nii.gz")))
+    first_row = (_case_box(1) > 0) & ~np.roll(_case_box(1) > 0, 1, axis=1)
+    assert np.array_equal(label == 2, first_row) and (label == 1).sum() == 45  # 15 ignored, 45 tumour
+    strong = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelsTr" / "strong_c0.nii.gz")))
+    assert set(np.unique(strong)) == {0, 1}  # strong cases keep their voxel labels
+    rows = json.loads((folder / "provenance" / "provenance.json").read_text())["cases"]
+    case = next(c for c in rows if c["case"] == "weak_c1")
+    assert case["ignored_voxels"] == 15 and case["box_fill"] == [0.75]
+    assert next(c for c in rows if c["case"] == "strong_c0")["ignored_voxels"] is None
+    assert (folder / "qc" / "weak_c1.png").stat().st_size > 1000
