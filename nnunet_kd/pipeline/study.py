@@ -8,7 +8,10 @@ pipeline does not train:
 - ``compact_student``: the compact configuration with the plain trainer (no distillation);
 - ``box_supervised_teacher``: the plain trainer on dataset 505, the strong cases with their boxes filled
   (``nnunet_kd boxes-to-labels --from labels``);
-- ``all_strong``: the plain trainer on dataset 506, every training case (strong and weak) with its true label.
+- ``all_strong``: the plain trainer on dataset 506, every training case (strong and weak) with its true label;
+- ``so_student_confidence`` and ``mkd_student_confidence``: the SO and MKD students on dataset 507, the student
+  dataset exported with confidence-aware pseudo-labels (``export-pseudo-labels --ignore-uncertain 0.3 0.7``: the
+  ignore label where the teacher's tumour probability is between 0.3 and 0.7 inside the dilated boxes).
 
 Each step is skipped when its output exists, so an interrupted study continues where it stopped: the pipeline's own
 stages, each extra dataset, each training (``nnUNetv2_train --c`` resumes from the latest checkpoint), each model's
@@ -42,9 +45,13 @@ from nnunet_kd.pipeline.stages import (
 
 BOX_LABELS, BOX_LABELS_NAME = 505, "LungPhantomBoxLabels"
 ALL_STRONG, ALL_STRONG_NAME = 506, "LungPhantomAllStrong"
+CONFIDENT, CONFIDENT_NAME = 507, "LungPhantomStudentConfidence"
+#: the tumour-probability band that becomes the ignore label in dataset 507 (fixed beforehand, not tuned)
+UNSURE_BAND = (0.3, 0.7)
 #: the study's model names, in table order
 MODEL_NAMES = ("point_guided_teacher", "box_guided_teacher", "box_supervised_teacher", "so_student", "kd_student",
-               "mkd_student", "compact_student", "compact_mkd_student", "all_strong", "ignore_box_student")
+               "mkd_student", "compact_student", "compact_mkd_student", "all_strong", "ignore_box_student",
+               "so_student_confidence", "mkd_student_confidence")
 #: study row metric -> ``nnunet_kd evaluate`` column (Dice, object F1, DSC-TP as fractions; HD95 in mm)
 ROW_METRICS = {"dice": "dice", "hd95": "hd95_mm", "object_f1": "object_f1", "dsc_tp": "dsc_tp"}
 
@@ -119,6 +126,7 @@ class SeedStudy:
         p = pipeline.profile
         pipeline.dataset_names[BOX_LABELS] = BOX_LABELS_NAME
         pipeline.dataset_names[ALL_STRONG] = ALL_STRONG_NAME
+        pipeline.dataset_names[CONFIDENT] = CONFIDENT_NAME
         baseline, so, mkd, compact_mkd = pipeline.models[1:5]
         extra = {
             "box_supervised_teacher": Model("box-supervised teacher", BOX_LABELS, p.plain_trainer,
@@ -129,6 +137,10 @@ class SeedStudy:
                                      p.student_fold),
             "all_strong": Model("all-strong upper bound", ALL_STRONG, p.plain_trainer, p.student_configuration,
                                 p.student_fold),
+            "so_student_confidence": Model("SO student, confidence-aware pseudo-labels", CONFIDENT, p.plain_trainer,
+                                           p.student_configuration, p.student_fold),
+            "mkd_student_confidence": Model("MKD student, confidence-aware pseudo-labels", CONFIDENT, p.kd_trainer,
+                                            p.student_configuration, p.student_fold, distills=True),
         }
         self.extra_models = extra
         models = {"point_guided_teacher": baseline, "box_guided_teacher": pipeline.teacher, "so_student": so,
@@ -161,6 +173,7 @@ class SeedStudy:
         steps += [
             Step("dataset 505: filled boxes of the strong cases", self._box_labels_done, self._box_labels),
             Step("dataset 506: every training case with its true label", self._all_strong_done, self._all_strong),
+            Step("dataset 507: confidence-aware pseudo-labels", self._confident_done, self._confident),
         ]
         for name, model in self.extra_models.items():
             steps.append(Step(f"train {name}", *pipeline._train(model)))
@@ -193,6 +206,20 @@ class SeedStudy:
     def _all_strong(self) -> None:
         write_all_strong_dataset(self.pipeline)
         self.pipeline.plan_with_strong_plans("study-all-strong", ALL_STRONG, ALL_STRONG_NAME)
+
+    def _confident_done(self) -> bool:
+        return self._preprocessed(CONFIDENT, CONFIDENT_NAME)
+
+    def _confident(self) -> None:
+        pipeline, t = self.pipeline, self.pipeline.teacher
+        if not (pipeline.dataset_folder(CONFIDENT, CONFIDENT_NAME) / "dataset.json").is_file():
+            command = ["nnunet_kd", "export-pseudo-labels", "-t", f"{STRONG}:{t.trainer}:{t.configuration}:{t.fold}",
+                       "-w", WEAK, "-s", STRONG, "-o", CONFIDENT, "--output-name", CONFIDENT_NAME, "-device",
+                       pipeline.profile.device, "--ignore-uncertain", *map(str, UNSURE_BAND)]
+            if pipeline.profile.device == "cpu":
+                command.append("--disable-tta")
+            pipeline.runner.run("study-confidence", command)
+        pipeline.plan_with_strong_plans("study-confidence", CONFIDENT, CONFIDENT_NAME)
 
     def _predicted(self, name: str) -> bool:
         return len(list(self.prediction_folder(name).glob("*.nii.gz"))) == self.pipeline.profile.num_test

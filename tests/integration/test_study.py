@@ -54,9 +54,13 @@ def test_study_seed_trains_every_model_on_fold_0_and_resumes(nnunet_env, tmp_pat
     for dataset, case in (("Dataset500_LungPhantomStrong", "strong_005"),
                           ("Dataset501_LungPhantomStudent", "strong_strong_005"),  # the export's case name
                           ("Dataset505_LungPhantomBoxLabels", "strong_005"),
-                          ("Dataset506_LungPhantomAllStrong", "strong_005")):
+                          ("Dataset506_LungPhantomAllStrong", "strong_005"),
+                          ("Dataset507_LungPhantomStudentConfidence", "strong_strong_005")):
         split = json.loads((work / "nnUNet_preprocessed" / dataset / "splits_final.json").read_text())
         assert len(split) == 1 and split[0]["val"] == [case] and case not in split[0]["train"]
     student_split = json.loads((work / "nnUNet_preprocessed" / "Dataset501_LungPhantomStudent" /
                                 "splits_final.json").read_text())
     assert len(student_split[0]["train"]) == 5 + 2  # strong + pseudo-labelled weak cases
+    confident = json.loads((work / "nnUNet_raw" / "Dataset507_LungPhantomStudentConfidence" / "dataset.json")
+                           .read_text())
+    assert confident["labels"]["ignore"] == 2  # exported with --ignore-uncertain
