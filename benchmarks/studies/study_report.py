@@ -94,7 +94,7 @@ def write_figure(study: dict, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
     data = [[row["dice"] * 100 for row in study["rows"] if row["model"] == m and row["dice"] is not None]
             for m in models]
-    left.boxplot(data, vert=False, tick_labels=models, showmeans=True)
+    left.boxplot(data, orientation="horizontal", tick_labels=models, showmeans=True)
     left.invert_yaxis()
     left.set_xlabel("test Dice (%) per case, all seeds")
     colours = plt.get_cmap("tab10")
@@ -124,9 +124,9 @@ def main() -> None:
     print(f"Study: seeds {config['seeds']}, {config['num_test_cases']} test cases per seed, strong : weak "
           f"{config['strong_to_weak']}, commit {config['commit']}, {config['machine']}, wall time "
           f"{sum(config['wall_s'].values()) / 3600:.1f} h.\n")
-    print(results_table(study), "\n")
+    print(results_table(study) + "\n")
     print(f"Convergence ({config['convergence_criterion']}); validation Dice in %:\n")
-    print(convergence_table(study), "\n")
+    print(convergence_table(study) + "\n")
     print("Claims (paired over every seed and test case; Dice points):\n")
     print(claims_table(study))
     if args.figure:
