@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="multiplier for the parent's features_per_stage (default: 1.0)")
     parser.add_argument("--stages", type=int, default=None,
                         help="plain/residual: keep only the parent's first N stages (default: all)")
+    parser.add_argument("--spacing-factor", type=float, default=1.0,
+                        help="lower-resolution student: the parent's spacing times this (> 1), its own patch and "
+                             "preprocessed data (run nnUNetv2_preprocess -c <name> before training); default 1")
     parser.add_argument("--aspp", action=argparse.BooleanOptionalAction, default=True,
                         help="ASPP at the bottleneck (default: on)")
     parser.add_argument("--aspp-rates", type=int, nargs="+", default=[1, 2, 3], metavar="RATE",
@@ -44,8 +47,11 @@ def run(args: argparse.Namespace) -> int:
         plans_file, name=args.name, parent=args.parent, width_multiplier=args.width,
         aspp_rates=args.aspp_rates if args.aspp else None, dual_output=args.dual_output,
         n_blocks_per_stage=args.blocks_per_stage, overwrite=args.overwrite, kind=args.kind, n_stages=args.stages,
+        spacing_factor=args.spacing_factor,
     )
     state = "added to" if changed else "already in"
+    preprocess = "" if args.spacing_factor == 1.0 else \
+        f"preprocess with: nnUNetv2_preprocess -d <dataset> -plans_name {plans_file.stem} -c {name}; then "
     print(f"configuration {name!r} {state} {plans_file}; "
-          f"train with: nnUNetv2_train <dataset> {name} <fold> -tr <trainer>")
+          f"{preprocess}train with: nnUNetv2_train <dataset> {name} <fold> -tr <trainer>")
     return 0

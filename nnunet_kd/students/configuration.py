@@ -1,7 +1,8 @@
 """Add a compact-student configuration to an existing nnU-Net plans file.
 
 The student configuration inherits from a planned one (``3d_fullres`` by default) and replaces only its
-``architecture``: same preprocessed data, patch size, batch size and normalisation, no re-preprocessing::
+``architecture``: same preprocessed data, patch size, batch size and normalisation, no re-preprocessing (a
+lower-resolution student also replaces the spacing, patch and data identifier, :mod:`.resolution`)::
 
     "3d_fullres_student": {"inherits_from": "3d_fullres",
                            "architecture": {"network_class_name": "nnunet_kd.students.depthwise_unet....",
@@ -28,6 +29,7 @@ from nnunet_kd.errors import ConfigurationError
 from nnunet_kd.paths import plans_file as dataset_plans_file
 from nnunet_kd.plans import add_configuration, load_plans, resolved_configuration
 from nnunet_kd.students.convolutional_students import convolutional_student_architecture
+from nnunet_kd.students.resolution import coarser_resolution_entries
 
 STUDENT_CLASS = "nnunet_kd.students.depthwise_unet.DepthwiseSeparableResidualUNet"
 DUAL_OUTPUT_STUDENT_CLASS = "nnunet_kd.students.dual_output_unet.DualOutputDepthwiseSeparableResidualUNet"
@@ -143,11 +145,14 @@ def student_architecture(
 STUDENT_KINDS = ("depthwise", "plain", "residual")
 
 
-def default_student_name(parent: str, dual_output: bool, kind: str = "depthwise") -> str:
-    """``3d_fullres_student`` or ``3d_fullres_student_do`` (depthwise), ``3d_fullres_plain_student``..."""
+def default_student_name(parent: str, dual_output: bool, kind: str = "depthwise", spacing_factor: float = 1.0) -> str:
+    """``3d_fullres_student`` or ``3d_fullres_student_do`` (depthwise), ``3d_fullres_plain_student``...; a coarser
+    student gets ``_x<factor>``: ``3d_fullres_plain_student_x2``."""
     if kind != "depthwise":
-        return f"{parent}_{kind}_student"
-    return f"{parent}_student_do" if dual_output else f"{parent}_student"
+        name = f"{parent}_{kind}_student"
+    else:
+        name = f"{parent}_student_do" if dual_output else f"{parent}_student"
+    return name if spacing_factor == 1.0 else f"{name}_x{spacing_factor:g}"
 
 
 def add_student_configuration(
@@ -161,8 +166,12 @@ def add_student_configuration(
     overwrite: bool = False,
     kind: str = "depthwise",
     n_stages: int | None = None,
+    spacing_factor: float = 1.0,
 ) -> tuple[str, bool]:
     """Add a student configuration inheriting from ``parent`` to ``plans_file``.
+
+    ``spacing_factor`` > 1 makes a lower-resolution student (:mod:`.resolution`): its own spacing, patch and
+    preprocessed data (run ``nnUNetv2_preprocess -c <name>`` before training it).
 
     ``kind`` ``depthwise`` is the depthwise-separable residual U-Net (with ASPP, optionally dual-output); ``plain``
     and ``residual`` are narrow nnU-Net U-Nets (:mod:`.convolutional_students`, ``n_stages`` may drop the deepest
@@ -183,19 +192,24 @@ def add_student_configuration(
         )
     if kind not in STUDENT_KINDS:
         raise ConfigurationError(f"unknown student kind {kind!r}; choose one of: {', '.join(STUDENT_KINDS)}")
-    name = name or default_student_name(parent, dual_output, kind)
+    name = name or default_student_name(parent, dual_output, kind, spacing_factor)
     if name == parent:
         raise ConfigurationError(f"the student configuration cannot replace its parent {parent!r}; choose --name")
+    resolved = resolved_configuration(plans, parent)
+    entries: dict[str, Any] = {}
+    if spacing_factor != 1.0:
+        # the parent's strides decide the patch; both student families keep them (fewer stages: a prefix)
+        entries = coarser_resolution_entries(resolved, spacing_factor, f"{plans.get('plans_name', 'nnUNetPlans')}_"
+                                             f"{name}")
+        resolved = {**resolved, **entries}
     if kind == "depthwise":
         if n_stages is not None:
             raise ConfigurationError("--stages applies to the plain and residual students only")
-        architecture = student_architecture(resolved_configuration(plans, parent), width_multiplier, aspp_rates,
-                                            dual_output, n_blocks_per_stage)
+        architecture = student_architecture(resolved, width_multiplier, aspp_rates, dual_output, n_blocks_per_stage)
     else:
         if dual_output:
             raise ConfigurationError("--dual-output applies to the depthwise student only")
-        architecture = convolutional_student_architecture(resolved_configuration(plans, parent), kind,
-                                                          width_multiplier, n_stages)
-    changed = add_configuration(plans_file, name, {"inherits_from": parent, "architecture": architecture},
+        architecture = convolutional_student_architecture(resolved, kind, width_multiplier, n_stages)
+    changed = add_configuration(plans_file, name, {"inherits_from": parent, **entries, "architecture": architecture},
                                 overwrite=overwrite)
     return name, changed

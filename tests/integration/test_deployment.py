@@ -47,3 +47,25 @@ def test_plain_student_trains_with_mkd_and_its_onnx_export_predicts_like_nnunet(
                              "-f", "3", "-o", str(tmp_path / "none"), check=False)
     assert missing.returncode == 2 and "fold 3" in missing.stderr and "Traceback" not in missing.stderr
     assert not (tmp_path / "none").exists()
+
+
+def test_half_resolution_student_is_preprocessed_trained_and_predicted_on_the_image_grid(nnunet_env,
+                                                                                          preprocessed_dataset,
+                                                                                          tmp_path):
+    name = "3d_tiny_plain_x2"
+    result = nnunet_env.run("nnunet_kd", "add-student", "-d", "901", "--parent", TINY_CONFIG, "--kind", "plain",
+                            "--width", "0.5", "--spacing-factor", "2", "--name", name)
+    assert f"nnUNetv2_preprocess -d <dataset> -plans_name nnUNetPlans -c {name}" in result.stdout
+    plans = json.loads((nnunet_env.preprocessed / DATASET_NAME / "nnUNetPlans.json").read_text())
+    fine = plans["configurations"]["3d_fullres"]["spacing"]
+    assert plans["configurations"][name]["spacing"] == [2 * s for s in fine]
+    nnunet_env.run("nnUNetv2_preprocess", "-d", "901", "-plans_name", "nnUNetPlans", "-c", name, "-np", "1")
+    assert len(list((nnunet_env.preprocessed / DATASET_NAME / f"nnUNetPlans_{name}").glob("*.pkl"))) == 6
+    nnunet_env.run("nnUNetv2_train", "901", name, "0", "-tr", "nnUNetTrainerQuickNoMirroring_test", "-device", "cpu")
+    images, out = nnunet_env.raw / DATASET_NAME / "imagesTs", tmp_path / "lowres"
+    nnunet_env.run("nnUNetv2_predict", "-i", str(images), "-o", str(out), "-d", "901", "-c", name, "-tr",
+                   "nnUNetTrainerQuickNoMirroring_test", "-f", "0", "-device", "cpu", "-npp", "0", "-nps", "0")
+    for image in sorted(images.glob("*_0000.nii.gz")):
+        prediction = sitk.ReadImage(str(out / image.name.replace("_0000.nii.gz", ".nii.gz")))
+        reference = sitk.ReadImage(str(image))
+        assert prediction.GetSize() == reference.GetSize() and prediction.GetSpacing() == reference.GetSpacing()

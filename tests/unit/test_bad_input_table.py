@@ -346,6 +346,8 @@ ROWS = [
         r"width"),
     Row("add-student: negative width", with_plans("add-student", "-d", "900", "--width", "-1"),
         r"width"),
+    Row("add-student: spacing factor below 1", with_plans("add-student", "-d", "900", "--kind", "plain",
+                                                          "--spacing-factor", "0.5"), r"--spacing-factor"),
     Row("add-student: unknown parent", with_plans("add-student", "-d", "900", "--parent", "3d_nothing"),
         r"3d_nothing"),
     Row("add-student: malformed plans", then(lambda w: ["add-student", "-d", "900"],
