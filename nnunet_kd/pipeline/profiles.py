@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from nnunet_kd.synthetic.chest_phantom import PhantomConfig
@@ -85,26 +86,17 @@ QUICK = Profile(
     predict_in_process=True,
 )
 
-STUDY = Profile(
+STUDY = dataclasses.replace(
+    QUICK,
     name="study",
-    phantom=QUICK.phantom,
-    num_strong=8,
     num_weak=24,
     num_test=20,
     num_validation=5,
-    student_configuration="3d_quick",
-    student_patch=(24, 32, 32),
-    teacher_patch=(24, 32, 32),
     box_trainer="nnUNetTrainerBoxGuidedStudy",
     plain_trainer="nnUNetTrainerStudyNoMirroring",
     kd_trainer="nnUNetTrainerMKDStudy",
-    device="cpu",
     teacher_fold="0",
     student_fold="0",
-    compact_kind="plain",
-    compact_width=0.5,
-    augmentation_processes=0,
-    predict_in_process=True,
 )
 """The CPU phantom study (``benchmarks/studies/study.py``): the quick profile's networks, 8 strong : 24 weak training
 cases, 5 validation and 20 test phantoms, every model trained for 1000 iterations on fold 0 (validation cases held
