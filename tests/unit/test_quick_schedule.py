@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nnunet_kd.trainers.quick import QuickScheduleMixin
+from nnunet_kd.trainers.quick import QuickScheduleMixin, StudyScheduleMixin
 
 
 class _FakeTrainer:
@@ -70,3 +70,13 @@ def test_iterations_per_case_make_every_case_seen_equally_often():
     assert per_case.started and per_case.num_iterations_per_epoch == 4 * 16
     assert "4 per training case, 16 cases" in per_case.logged[0]
     assert fixed.num_iterations_per_epoch == 40
+
+
+class _Study(StudyScheduleMixin, _FakeTrainer):
+    save_every = 50  # nnU-Net's
+
+
+def test_study_schedule_trains_1000_iterations_whatever_the_dataset_and_checkpoints_every_5_epochs():
+    trainer = _Study({}, "3d_fullres", 0, {}, torch.device("cpu"))
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (25, 40, 10)
+    assert trainer.quick_iterations_per_case is None and trainer.save_every == 5
