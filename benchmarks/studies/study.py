@@ -1,9 +1,10 @@
-"""The scarce-label study on phantoms: every model of the papers trained to convergence, several seeds, one row per test case.
+"""The scarce-label study on phantoms: every model of the papers, several seeds, one row per test case.
 
 For each seed ``k`` (work folder ``WORK_ROOT/seed<k>``) this runs the pipeline's stages with the ``study`` profile
 (8 strong : 24 weak training phantoms, 5 validation phantoms held out of every training by a one-fold split, 20
-held-out test phantoms; every model 1000 iterations) and the models the pipeline does not train
-(:mod:`nnunet_kd.pipeline.study`), predicts the test phantoms with all of them and scores them with ``nnunet_kd evaluate``.
+held-out test phantoms; every model 2000 iterations) and the models the pipeline does not train
+(:mod:`nnunet_kd.pipeline.study`), predicts the test phantoms with all of them and scores them with
+``nnunet_kd evaluate``.
 After each seed it writes ``WORK_ROOT/study.json`` (and the ``--results`` copy): ``{"config", "rows", "curves"}``,
 one row per model, seed and test case, one learning curve per model and seed. ``study_report.py`` makes the tables,
 statistics, claims and figure from that file.

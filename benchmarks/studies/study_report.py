@@ -48,6 +48,12 @@ def results_table(study: dict) -> str:
     return "\n".join(lines)
 
 
+def validation_curve(curve: dict) -> list[float | None]:
+    """The curve convergence is judged by: the whole validation cases' Dice where measured, else nnU-Net's per-epoch
+    pseudo Dice (study files written before the trainers measured whole cases)."""
+    return curve["val_cases_dice"] if any(v is not None for v in curve.get("val_cases_dice", [])) else curve["val_dice"]
+
+
 def convergence_table(study: dict) -> str:
     seeds = sorted({c["seed"] for c in study["curves"]})
     lines = ["| model | iterations | " + " | ".join(f"seed {s}: final val Dice, trend" for s in seeds) + " |",
@@ -60,9 +66,10 @@ def convergence_table(study: dict) -> str:
             if curve is None:
                 cells.append("–")
                 continue
-            values = curve["val_dice"]
+            values = validation_curve(curve)
             mark = "converged" if converged(values) else "**not converged**"
-            cells.append(f"{values[-1] * 100:.1f}, {final_trend(values) * 100:+.1f} ({mark})")
+            last = [v for v in values if v is not None][-1]
+            cells.append(f"{last * 100:.1f}, {final_trend(values) * 100:+.1f} ({mark})")
         iterations = next(iter(curves.values()))["iterations"] if curves else "–"
         lines.append(f"| {model} | {iterations} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -100,10 +107,10 @@ def write_figure(study: dict, path: Path) -> None:
     colours = plt.get_cmap("tab10")
     for i, model in enumerate(models):
         for j, curve in enumerate(c for c in study["curves"] if c["model"] == model):
-            right.plot([v * 100 for v in curve["val_dice"]], color=colours(i % 10), alpha=0.8,
-                       label=model if j == 0 else None)
+            points = [(epoch, v * 100) for epoch, v in enumerate(validation_curve(curve)) if v is not None]
+            right.plot(*zip(*points, strict=True), color=colours(i % 10), alpha=0.8, label=model if j == 0 else None)
     right.set_xlabel("epoch")
-    right.set_ylabel("validation Dice (%)")
+    right.set_ylabel("validation Dice (%), whole validation cases")
     right.legend(fontsize=7, loc="lower right")
     config = study["config"]
     fig.suptitle(f"Phantom study: seeds {config['seeds']}, {config['num_test_cases']} test cases per seed, "

@@ -111,22 +111,26 @@ def claim_verdict(comparison: PairedComparison, at_least: float) -> str:
     return "inconclusive"
 
 
-def final_trend(curve: Sequence[float], fraction: float = 0.2) -> float:
+def final_trend(curve: Sequence[float | None], fraction: float = 0.2) -> float:
     """Change of the least-squares line through the last ``fraction`` of a per-epoch curve, over that span.
 
-    The window is the last ``ceil(fraction * len(curve))`` epochs, at least 2: for ``[.., 0.80, 0.81, 0.83]`` with a
-    window of 3 the slope is 0.015 per epoch and the change 0.03. ``nan`` for fewer than 2 epochs.
+    The window is the last ``ceil(fraction * len(curve))`` epochs, at least 2; epochs without a value (``None`` or
+    ``nan``: a curve measured every few epochs) are left out of the fit, which needs 2 values. For ``[.., 0.80,
+    0.81, 0.83]`` with a window of 3 the slope is 0.015 per epoch and the change 0.03. ``nan`` when the window holds
+    fewer than 2 values.
     """
-    values = np.asarray(curve, dtype=float)
+    values = np.array([math.nan if v is None else v for v in curve], dtype=float)
     window = max(2, math.ceil(fraction * values.size))
-    if values.size < 2:
-        return math.nan
+    epochs = np.arange(values.size, dtype=float)[-window:]
     tail = values[-window:]
-    slope = np.polyfit(np.arange(tail.size, dtype=float), tail, 1)[0]
-    return float(slope * (tail.size - 1))
+    defined = ~np.isnan(tail)
+    if defined.sum() < 2:
+        return math.nan
+    slope = np.polyfit(epochs[defined], tail[defined], 1)[0]
+    return float(slope * (min(window, values.size) - 1))
 
 
-def converged(curve: Sequence[float], tolerance: float = 0.01, fraction: float = 0.2) -> bool:
+def converged(curve: Sequence[float | None], tolerance: float = 0.01, fraction: float = 0.2) -> bool:
     """The curve's :func:`final_trend` moves it by less than ``tolerance`` (either way)."""
     change = final_trend(curve, fraction)
     return not math.isnan(change) and abs(change) < tolerance

@@ -9,7 +9,7 @@ from __future__ import annotations
 from nnunet_kd.metrics.case import LOWER_IS_BETTER, METRIC_NAMES, case_metrics, foreground_mask
 from nnunet_kd.metrics.objects import DEFAULT_OVERLAP_THRESHOLD, ObjectMatch, match_objects
 from nnunet_kd.metrics.surface import directed_surface_distances, hausdorff_distance_95, surface
-from nnunet_kd.metrics.voxel import VoxelCounts, voxel_counts, voxel_metrics
+from nnunet_kd.metrics.voxel import VoxelCounts, pooled_dice, voxel_counts, voxel_metrics
 
 __all__ = [
     "DEFAULT_OVERLAP_THRESHOLD",
@@ -22,6 +22,7 @@ __all__ = [
     "foreground_mask",
     "hausdorff_distance_95",
     "match_objects",
+    "pooled_dice",
     "surface",
     "voxel_counts",
     "voxel_metrics",

@@ -20,6 +20,7 @@ volumetric overlap error of the literature and is never 0 for a perfect predicti
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,3 +100,17 @@ def harmonic_mean(a: float, b: float) -> float:
     if a + b == 0:
         return 0.0
     return 2.0 * a * b / (a + b)
+
+
+def pooled_dice(pairs: Iterable[tuple[np.ndarray, np.ndarray]], ignore_label: int | None = None) -> float:
+    """Foreground Dice of several ``(reference, prediction)`` label maps counted together: ``2 ΣTP / (2 ΣTP + ΣFP +
+    ΣFN)`` with foreground = label > 0. Voxels whose reference is ``ignore_label`` are left out (as nnU-Net's loss
+    does). ``nan`` when neither side has foreground anywhere."""
+    tp = fp = fn = 0
+    for reference, prediction in pairs:
+        known = np.ones(reference.shape, dtype=bool) if ignore_label is None else reference != ignore_label
+        ref, pred = (reference > 0) & known, (prediction > 0) & known
+        tp += int(np.count_nonzero(ref & pred))
+        fp += int(np.count_nonzero(pred & ~ref))
+        fn += int(np.count_nonzero(ref & ~pred))
+    return ratio(2 * tp, 2 * tp + fp + fn)

@@ -99,7 +99,7 @@ STUDY = dataclasses.replace(
     student_fold="0",
 )
 """The CPU phantom study (``benchmarks/studies/study.py``): the quick profile's networks, 8 strong : 24 weak training
-cases, 5 validation and 20 test phantoms, every model trained for 1000 iterations on fold 0 (validation cases held
+cases, 5 validation and 20 test phantoms, every model trained for 2000 iterations on fold 0 (validation cases held
 out)."""
 
 FULL = Profile(

@@ -271,8 +271,10 @@ def study_rows(cases_csv: Path, seed: int) -> list[dict[str, Any]]:
 
 
 def learning_curve(model_folder: Path, name: str, seed: int) -> dict[str, Any]:
-    """The model's per-epoch validation Dice (nnU-Net's ``mean_fg_dice`` on the validation cases, and its EMA),
-    training loss and the training time, from ``checkpoint_final.pth``; iterations from ``debug.json``."""
+    """The model's learning curves from ``checkpoint_final.pth``: the Dice of the whole validation cases where the
+    trainer measured it (``val_cases_dice``, ``None`` in other epochs; empty for trainers without
+    :class:`~nnunet_kd.trainers.validation_curve.ValidationCasesCurveMixin`), nnU-Net's per-epoch pseudo Dice on
+    validation patches and its EMA, the training loss and the training time; iterations from ``debug.json``."""
     from nnunet_kd.integrity.checkpoints import load_checkpoint
 
     logging = load_checkpoint(model_folder / "checkpoint_final.pth", f"{name} (seed {seed})")["logging"]
@@ -283,6 +285,8 @@ def learning_curve(model_folder: Path, name: str, seed: int) -> dict[str, Any]:
     return {"model": name, "seed": seed, "epochs": epochs,
             "iterations": epochs * int(debug["num_iterations_per_epoch"]),
             "training_s": round(seconds, 1),
+            "val_cases_dice": [None if math.isnan(float(v)) else round(float(v), 5)
+                               for v in logging.get("val_cases_dice", [])],
             "val_dice": [round(float(v), 5) for v in logging["mean_fg_dice"]],
             "val_dice_ema": [round(float(v), 5) for v in logging["ema_fg_dice"]],
             "train_loss": [round(float(v), 5) for v in logging["train_losses"]]}

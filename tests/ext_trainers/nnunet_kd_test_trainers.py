@@ -14,6 +14,7 @@ from nnunet_kd.trainers.box_guided import nnUNetTrainerBoxGuided
 from nnunet_kd.trainers.knowledge_distillation import nnUNetTrainerMKD, nnUNetTrainerMKD_DiceLovasz
 from nnunet_kd.trainers.quick import NoMirroringMixin, QuickScheduleMixin, nnUNetTrainerQuickNoMirroring
 from nnunet_kd.trainers.size_balanced import nnUNetTrainerMKDSizeBalanced
+from nnunet_kd.trainers.validation_curve import ValidationCasesCurveMixin
 
 
 class nnUNetTrainerQuickNoMirroring_test(nnUNetTrainerQuickNoMirroring):
@@ -116,3 +117,11 @@ class nnUNetTrainerMKD_DiceLovasz_test(NoMirroringMixin, QuickScheduleMixin, nnU
     quick_num_epochs = 1
     quick_iterations_per_epoch = 2
     quick_val_iterations_per_epoch = 1
+
+
+class nnUNetTrainerQuickNoMirroring_curve_test(ValidationCasesCurveMixin, nnUNetTrainerQuickNoMirroring_test):
+    """The plain test trainer measuring the validation-case curve after its one epoch (study smoke test)."""
+
+
+class nnUNetTrainerBoxGuided_curve_smoke(ValidationCasesCurveMixin, nnUNetTrainerBoxGuided_smoke):
+    """The box-guided smoke trainer measuring the validation-case curve (its box channel) after its one epoch."""

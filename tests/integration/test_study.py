@@ -14,8 +14,9 @@ from nnunet_kd.pipeline.stages import TeacherStudentPipeline
 from nnunet_kd.pipeline.study import MODEL_NAMES, SeedStudy, run_seed
 
 SMOKE = dataclasses.replace(STUDY, num_strong=5, num_weak=2, num_test=2, num_validation=1,
-                            box_trainer="nnUNetTrainerBoxGuided_smoke",
-                            plain_trainer="nnUNetTrainerQuickNoMirroring_test", kd_trainer="nnUNetTrainerMKD_smoke")
+                            box_trainer="nnUNetTrainerBoxGuided_curve_smoke",
+                            plain_trainer="nnUNetTrainerQuickNoMirroring_curve_test",
+                            kd_trainer="nnUNetTrainerMKD_smoke")
 
 
 def test_study_seed_trains_every_model_on_fold_0_and_resumes(nnunet_env, tmp_path, monkeypatch, capsys):
@@ -49,6 +50,11 @@ def test_study_seed_trains_every_model_on_fold_0_and_resumes(nnunet_env, tmp_pat
     assert set(row) == {"model", "seed", "case", "dice", "hd95", "object_f1", "dsc_tp"} and 0 <= row["dice"] <= 1
     assert [c["model"] for c in result["curves"]] == names
     assert all(len(c["val_dice"]) == c["epochs"] >= 1 for c in result["curves"])
+    # trainers with the validation-case curve measured it after their one epoch (the teacher with its box channel)
+    curves = {c["model"]: c["val_cases_dice"] for c in result["curves"]}
+    for model in ("box_guided_teacher", "point_guided_teacher", "so_student", "all_strong"):
+        assert len(curves[model]) == 1 and 0.0 <= curves[model][0] <= 1.0, (model, curves[model])
+    assert curves["mkd_student"] == []  # its smoke trainer has no curve
     assert result["wall_s"] > 0
     # every dataset's split holds the validation phantom out of training
     for dataset, case in (("Dataset500_LungPhantomStrong", "strong_005"),

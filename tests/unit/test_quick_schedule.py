@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from nnunet_kd.trainers.quick import QuickScheduleMixin, StudyScheduleMixin
+from nnunet_kd.trainers.validation_curve import ValidationCasesCurveMixin
 
 
 class _FakeTrainer:
@@ -76,7 +79,46 @@ class _Study(StudyScheduleMixin, _FakeTrainer):
     save_every = 50  # nnU-Net's
 
 
-def test_study_schedule_trains_1000_iterations_whatever_the_dataset_and_checkpoints_every_5_epochs():
+def test_study_schedule_trains_2000_iterations_whatever_the_dataset_and_checkpoints_every_5_epochs():
     trainer = _Study({}, "3d_fullres", 0, {}, torch.device("cpu"))
-    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (25, 40, 10)
+    assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (50, 40, 4)
     assert trainer.quick_iterations_per_case is None and trainer.save_every == 5
+    assert isinstance(trainer, ValidationCasesCurveMixin) and trainer.validation_curve_every == 2
+
+
+class _CurveTrainer:
+    """The attributes of nnUNetTrainer that the validation-curve mixin uses, with nnU-Net's logger."""
+
+    def __init__(self, epochs: int):
+        from nnunetv2.training.logging.nnunet_logger import MetaLogger
+
+        self.logger, self.num_epochs, self.current_epoch, self.lines = MetaLogger("/nonexistent", False), epochs, 0, []
+        self.measured = iter([0.5, 0.7, 0.8])
+
+    def on_train_start(self):
+        pass
+
+    def on_epoch_end(self):
+        self.current_epoch += 1
+
+    def print_to_log_file(self, *args):
+        self.lines.append(" ".join(map(str, args)))
+
+
+class _Curve(ValidationCasesCurveMixin, _CurveTrainer):
+    validation_curve_every = 2
+
+    def validation_cases_dice(self) -> float:
+        return next(self.measured)
+
+
+def test_validation_curve_is_measured_every_few_epochs_and_after_the_last_and_nan_between():
+    trainer = _Curve(epochs=5)
+    trainer.on_train_start()
+    for _ in range(5):
+        trainer.on_epoch_end()
+    curve = trainer.logger.get_value("val_cases_dice", step=None)
+    assert len(curve) == 5 and [math.isnan(v) for v in curve] == [True, False, True, False, False]
+    assert [curve[1], curve[3], curve[4]] == [0.5, 0.7, 0.8]  # epochs 2 and 4, and the last
+    assert "val_cases_dice" in trainer.logger.get_checkpoint()  # saved with nnU-Net's logs
+    assert len(trainer.lines) == 3 and "0.8000" in trainer.lines[-1]

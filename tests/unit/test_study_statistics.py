@@ -75,6 +75,11 @@ def test_final_trend_is_the_least_squares_change_over_the_last_fifth_of_the_epoc
     assert final_trend([0.0] * 12 + [0.80, 0.81, 0.83]) == pytest.approx(0.03)
     assert final_trend([0.2, 0.9, 0.7, 0.8, 0.9, 0.8, 0.7], fraction=0.5) == pytest.approx(-0.12)  # last 4: slope -0.04
     assert math.isnan(final_trend([0.5]))
+    # measured every 2 epochs: 10 epochs, window 2 holds one value -> undefined; window of 4 (fraction 0.4): epochs
+    # 6 and 8 (indices 7 and 9) measured, slope (0.9 - 0.8) / 2 = 0.05 per epoch over 3 epochs = 0.15
+    sparse = [None, 0.3, None, 0.5, None, 0.7, None, 0.8, None, 0.9]
+    assert math.isnan(final_trend(sparse[:-1] + [None]))
+    assert final_trend(sparse, fraction=0.4) == pytest.approx(0.15)
 
 
 def test_a_curve_converged_when_its_final_trend_moves_less_than_the_tolerance_either_way():
