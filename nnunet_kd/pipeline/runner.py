@@ -27,8 +27,8 @@ class CommandRunner:
     """
 
     #: lines worth showing as progress when not verbose
-    PROGRESS_MARKERS = ("Epoch ", "Pseudo dice", "Mean Validation Dice", "predicting", "100%", "error", "Error", "wrote",
-                        "ready", "kd_seg")
+    PROGRESS_MARKERS = ("Epoch ", "Pseudo dice", "Mean Validation Dice", "validation cases Dice", "predicting", "100%",
+                        "error", "Error", "wrote", "ready", "kd_seg")
 
     def __init__(self, env: dict[str, str], log_folder: Path, verbose: bool = False):
         self.env = env
