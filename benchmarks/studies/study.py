@@ -13,8 +13,8 @@ Every step is skipped when its output exists: rerun the same command to continue
 
     python benchmarks/studies/study.py -w study_work [--seeds 0 1 2] [--gpu] [--results benchmarks/results/study.json]
 
-``--gpu`` runs the same study with the full profile's networks and trainers (``3d_fullres``, nnU-Net's schedule)
-on CUDA.
+``--gpu`` runs the same study (same counts, splits and trainers) on CUDA with the full profile's phantoms and networks
+(``3d_fullres`` as nnU-Net plans it, and its half-width plain student).
 """
 
 from __future__ import annotations
@@ -41,13 +41,14 @@ CONVERGENCE = ("the least-squares line through the per-epoch validation Dice of 
 
 
 def study_profile(gpu: bool) -> tuple[Profile, str]:
-    """The study's profile and its logit-distillation trainer (CPU: the study schedule; GPU: nnU-Net's)."""
-    if not gpu:
-        return dataclasses.replace(STUDY, ignore_label_student=True), "nnUNetTrainerKDStudy"
-    profile = dataclasses.replace(FULL, name="study-gpu", num_strong=STUDY.num_strong, num_weak=STUDY.num_weak,
-                                  num_test=STUDY.num_test, num_validation=STUDY.num_validation, teacher_fold="0",
-                                  student_fold="0", ignore_label_student=True)
-    return profile, "nnUNetTrainerKD"
+    """The study's profile and its logit-distillation trainer: the study's data, splits and trainers (schedule and
+    validation-case curve) everywhere; on the GPU with the full profile's phantoms and networks (``3d_fullres`` as
+    planned, its half-width plain student)."""
+    profile = dataclasses.replace(STUDY, ignore_label_student=True)
+    if gpu:
+        profile = dataclasses.replace(profile, name="study-gpu", phantom=FULL.phantom, device="cuda",
+                                      student_configuration="3d_fullres", student_patch=None, teacher_patch=None)
+    return profile, "nnUNetTrainerKDStudy"
 
 
 def source_commit() -> str:
