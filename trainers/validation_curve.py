@@ -3,10 +3,14 @@
 nnU-Net's per-epoch "pseudo Dice" is measured on a few randomly drawn validation patches, so it jumps by several
 Dice points from epoch to epoch even once a model has stopped learning. This mixin adds a curve without that sampling
 noise: every ``validation_curve_every`` epochs (and after the last) the fold's validation cases are predicted whole
-with nnU-Net's own sliding window (Gaussian weighting, step 0.5, no mirroring, in the training process, at the
-preprocessed resolution) and their foreground Dice, counted over all of them together, is logged as
+with nnU-Net's own sliding window (Gaussian weighting, no mirroring, in the training process, at the preprocessed
+resolution) and their foreground Dice, counted over all of them together, is logged as
 ``val_cases_dice`` (``nan`` in the other epochs, so that the curve stays aligned with nnU-Net's per-epoch logs and
 its progress plot). The curve is saved in the checkpoint with nnU-Net's logs.
+
+The windows do not overlap (``validation_curve_tile_step`` 1.0): the same measure at every epoch is all a learning
+curve needs, and nnU-Net's step 0.5 costs 3.4× the windows on the study's phantoms (27 instead of 8 per case; with
+it, the 5 validation phantoms took about 13 s per measurement on 2 CPU cores, as long as two epochs of training).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ class ValidationCasesCurveMixin:
     """Combine with any ``nnUNetTrainer`` (before it in the bases)."""
 
     validation_curve_every: int = 2
+    validation_curve_tile_step: float = 1.0
 
     def on_train_start(self):
         super().on_train_start()
@@ -50,7 +55,8 @@ class ValidationCasesCurveMixin:
         self.set_deep_supervision_enabled(False)
         self.network.eval()
         try:
-            predictor = nnUNetPredictor(tile_step_size=0.5, use_gaussian=True, use_mirroring=False,
+            predictor = nnUNetPredictor(tile_step_size=self.validation_curve_tile_step, use_gaussian=True,
+                                        use_mirroring=False,
                                         perform_everything_on_device=True, device=self.device, verbose=False,
                                         verbose_preprocessing=False, allow_tqdm=False)
             predictor.manual_initialization(self.network, self.plans_manager, self.configuration_manager, None,
