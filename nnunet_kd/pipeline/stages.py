@@ -107,14 +107,15 @@ class TeacherStudentPipeline:
             Stage("data", "synthetic strong, weak and test phantoms", self._data_done, self._data),
             Stage("plan", "nnUNetv2_plan_and_preprocess of the strong dataset + added configurations",
                   self._plan_done, self._plan),
-            Stage("teacher", "box-guided teacher on all strong cases", *self._train(self.teacher)),
+            Stage("teacher", "box-guided teacher on all strong cases", *self.training_step(self.teacher)),
             Stage("pseudo-labels", "teacher + boxes -> student dataset (strong + pseudo-labelled)",
                   self._pseudo_done, self._pseudo),
             Stage("plan-student", "student dataset preprocessed with the teacher's plans",
                   self._plan_student_done, self._plan_student),
             *([Stage("ignore-labels", "strong + weak cases with the ignore label inside the boxes, preprocessed",
                      self._ignore_done, self._ignore)] if self.profile.ignore_label_student else []),
-            *(Stage(f"train-{m.name.split(' (')[0].replace(' ', '-')}", f"train the {m.name}", *self._train(m))
+            *(Stage(f"train-{m.name.split(' (')[0].replace(' ', '-')}", f"train the {m.name}",
+                    *self.training_step(m))
               for m in self.models[1:]),
             Stage("predict", "predict the held-out test set with every model", self._predict_done, self._predict),
             Stage("evaluate", "metrics, side-by-side table and plots", self._evaluate_done, self._evaluate),
@@ -169,7 +170,10 @@ class TeacherStudentPipeline:
         validation = folder / "validation"
         return (validation / "summary.json").is_file() if model.fold != "all" or validation.exists() else True
 
-    def _train(self, model: Model) -> tuple[Callable[[], bool], Callable[[], None]]:
+    def training_step(self, model: Model) -> tuple[Callable[[], bool], Callable[[], None]]:
+        """``(done, run)`` of the model's training: ``nnUNetv2_train --c`` with the profile's environment, the
+        validation split when the profile has validation cases, and the teacher spec for a distilling model."""
+
         def done() -> bool:
             return self.training_finished(model)
 

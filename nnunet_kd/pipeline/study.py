@@ -176,7 +176,7 @@ class SeedStudy:
             Step("dataset 507: confidence-aware pseudo-labels", self._confident_done, self._confident),
         ]
         for name, model in self.extra_models.items():
-            steps.append(Step(f"train {name}", *pipeline._train(model)))
+            steps.append(Step(f"train {name}", *pipeline.training_step(model)))
         for name in self.models:
             steps.append(Step(f"predict {name}", lambda n=name: self._predicted(n), lambda n=name: self._predict(n)))
         steps += [Step("evaluate", self._evaluated, self._evaluate),

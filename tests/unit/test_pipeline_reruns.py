@@ -72,7 +72,7 @@ def test_a_damaged_final_checkpoint_is_moved_aside_so_that_training_resumes(pipe
     model = pipeline.models[1]
     checkpoint = nnunet_checkpoint(pipeline.model_folder(model) / "checkpoint_final.pth")
     checkpoint.write_bytes(b"cut")
-    _, run = pipeline._train(model)
+    _, run = pipeline.training_step(model)
     run()
     assert not checkpoint.exists() and checkpoint.with_name("checkpoint_final.pth.damaged").read_bytes() == b"cut"
     assert calls and "--c" in calls[0]
