@@ -86,3 +86,21 @@ def test_a_curve_converged_when_its_final_trend_moves_less_than_the_tolerance_ei
     assert converged([0.1, 0.5, 0.8, 0.8, 0.805]) and not converged([0.1, 0.5, 0.7, 0.8, 0.82])
     assert not converged([0.9, 0.9, 0.9, 0.88, 0.85])  # falling by 3 points: not settled either
     assert converged([0.1, 0.5, 0.7, 0.8, 0.82], tolerance=0.05) and not converged([0.5])
+
+
+def test_the_verdict_can_be_read_from_the_mean_differences_interval():
+    # a median interval wholly below the threshold, a mean interval wholly above (a few large differences)
+    comparison = PairedComparison("a", "b", "dice", 20, 0.16, 0.04, 0.006, 0.07, 0.01, 0.11, 0.21)
+    assert claim_verdict(comparison, at_least=0.1) == "not reproduced"
+    assert claim_verdict(comparison, at_least=0.1, statistic="mean") == "reproduced"
+    no_mean = PairedComparison("a", "b", "dice", 20, 0.16, 0.04, 0.006, 0.07, 0.01)
+    assert claim_verdict(no_mean, at_least=0.1, statistic="mean") == "inconclusive"
+
+
+def test_comparison_carries_a_bootstrap_interval_of_the_mean_difference():
+    # 19 differences of 0 and one of 1: mean 0.05, median 0; the mean's interval holds 0.05, the median's is [0, 0]
+    a = {(0, f"c{i}"): 0.5 for i in range(20)}
+    b = {**a, (0, "c0"): 1.5}
+    result = compare(rows_of("a", a) + rows_of("b", b), "a", "b", n_resamples=500)
+    assert result.mean_difference == pytest.approx(0.05) and (result.ci_low, result.ci_high) == (0.0, 0.0)
+    assert result.mean_ci_low <= 0.05 <= result.mean_ci_high and result.mean_ci_high > 0
