@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="confidence-aware pseudo-labels: inside the boxes (dilated by --margin-mm), voxels whose "
                         "ensemble tumour probability lies strictly between LOW and HIGH get nnU-Net's ignore label "
                         "(added to dataset.json as the highest label), e.g. 0.3 0.7")
+    parser.add_argument("--ignore-disagreement", action="store_true",
+                        help="with several teachers: inside the boxes (dilated by --margin-mm), voxels on which the "
+                        "teachers' own labels disagree get nnU-Net's ignore label")
     parser.add_argument("--soft-labels", action="store_true",
                         help="also save ensemble probabilities as softLabelsTr/<case>.npz (float16)")
     parser.add_argument("--no-qc", action="store_true", help="no visual QC report")
@@ -67,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     options = ExportOptions(link_mode=args.link_mode, cleanup=not args.no_cleanup,
                             thresholds=Thresholds(args.min_fill, args.max_fill, args.margin_mm),
                             soft_labels=args.soft_labels, qc=not args.no_qc, qc_sample=args.qc_sample, seed=args.seed,
-                            ignore_uncertain=tuple(args.ignore_uncertain) if args.ignore_uncertain else None)
+                            ignore_uncertain=tuple(args.ignore_uncertain) if args.ignore_uncertain else None,
+                            ignore_disagreement=args.ignore_disagreement)
     export_pseudo_labels(specs, args.weak, args.strong, args.boxes, args.output_id, args.output_name, options,
                          args.overwrite, args.num_parts, args.part_id, args.weak_prefix, args.strong_prefix,
                          nnunet_model_factory(args.device, not args.disable_tta, args.step_size))

@@ -52,6 +52,8 @@ class ExportOptions:
         seed: seed of that random choice.
         ignore_uncertain: ``(low, high)``: inside the (dilated) boxes, voxels whose ensemble tumour probability lies
             strictly between the two get nnU-Net's ignore label (:mod:`.uncertainty`); ``None``: hard labels only.
+        ignore_disagreement: inside the (dilated) boxes, voxels on which the teachers' own hard labels disagree
+            (tumour for some, background for others) get the ignore label; no effect with a single teacher.
     """
 
     link_mode: str = "hardlink"
@@ -62,6 +64,7 @@ class ExportOptions:
     qc_sample: int = 5
     seed: int = 0
     ignore_uncertain: tuple[float, float] | None = None
+    ignore_disagreement: bool = False
 
     def __post_init__(self) -> None:
         if self.ignore_uncertain is not None:
@@ -189,7 +192,8 @@ def write_label(labels: np.ndarray, reference_image: Path, target: Path) -> None
 
 
 def pseudo_label_case(
-    probabilities: np.ndarray, box_mask: np.ndarray | None, spacing_zyx: tuple[float, ...], options: ExportOptions
+    probabilities: np.ndarray, box_mask: np.ndarray | None, spacing_zyx: tuple[float, ...], options: ExportOptions,
+    disagreement: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict]:
     """Array part of one weak case: hard label, optional cleanup and the provenance numbers.
 
@@ -198,6 +202,8 @@ def pseudo_label_case(
         box_mask: ``(z, y, x)`` binary box mask, or ``None``.
         spacing_zyx: voxel size in mm.
         options: cleanup switch and thresholds.
+        disagreement: ``(z, y, x)`` bool, voxels where the teachers' hard labels differ (with
+            ``options.ignore_disagreement``).
 
     Returns:
         ``(final label (z, y, x) uint8, record fields)``.
@@ -211,11 +217,15 @@ def pseudo_label_case(
     fields = asdict(stats)
     fields["removed_outside_voxels"] = None if report is None else report.removed_outside
     fields["removed_components"] = None if report is None else report.removed_components
-    if options.ignore_uncertain is not None:
+    if options.ignore_uncertain is not None or options.ignore_disagreement:
         # the numbers above describe the hard label; these count what then became the ignore label
         region = None if box_mask is None else dilated_boxes(np.asarray(box_mask) > 0, spacing_zyx,
                                                               options.thresholds.margin_mm)
-        unsure = uncertain_voxels(probabilities, UncertainBand(*options.ignore_uncertain), region)
+        unsure = np.zeros(labels.shape, dtype=bool)
+        if options.ignore_uncertain is not None:
+            unsure |= uncertain_voxels(probabilities, UncertainBand(*options.ignore_uncertain), region)
+        if options.ignore_disagreement and disagreement is not None:
+            unsure |= disagreement if region is None else disagreement & region
         labels = with_ignore_label(labels, unsure, ignore_label=probabilities.shape[0])
         fields["ignored_voxels"] = int(unsure.sum())
         size = labels.size if region is None else int(region.sum())
@@ -224,20 +234,25 @@ def pseudo_label_case(
 
 
 def _ensemble(models: Sequence[ProbabilityModel], weights: Sequence[float], case: SourceCase,
-              shape_zyx: tuple[int, ...]) -> np.ndarray:
-    """Weighted probability average, accumulated teacher by teacher (one map in memory besides the sum)."""
+              shape_zyx: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted probability average, accumulated teacher by teacher (one map in memory besides the sum), and the
+    ``(z, y, x)`` voxels where the teachers' own hard labels disagree on tumour vs background."""
     total: np.ndarray | None = None
+    any_tumour = all_tumour = None
     for model, weight in zip(models, normalised_weights(weights), strict=True):
         p = model.predict(case.images, case.boxes if model.box_guided else None)
         if p.shape[1:] != shape_zyx:
             raise InputError(f"{case.name}: teacher {model.name} returned shape {p.shape[1:]}, the image is "
                              f"{shape_zyx}")
+        tumour = hard_labels(p) > 0
+        any_tumour = tumour if any_tumour is None else any_tumour | tumour
+        all_tumour = tumour if all_tumour is None else all_tumour & tumour
         term = np.float32(weight) * p.astype(np.float32, copy=False)
         if total is None:
             total = term
         else:
             total += term
-    return total
+    return total, any_tumour & ~all_tumour
 
 
 def export_case(folder: Path, case: SourceCase, models: Sequence[ProbabilityModel] | None,
@@ -257,8 +272,8 @@ def export_case(folder: Path, case: SourceCase, models: Sequence[ProbabilityMode
         spacing_zyx = tuple(float(s) for s in reversed(info.GetSpacing()))
         box_mask = None if case.boxes is None else sitk.GetArrayFromImage(
             read_image(case.boxes, f"{case.name}: box mask")) > 0
-        probabilities = _ensemble(models, weights, case, shape_zyx)
-        labels, fields = pseudo_label_case(probabilities, box_mask, spacing_zyx, options)
+        probabilities, disagreement = _ensemble(models, weights, case, shape_zyx)
+        labels, fields = pseudo_label_case(probabilities, box_mask, spacing_zyx, options, disagreement)
         for key, value in fields.items():
             setattr(record, key, value)
         record.teachers = list(teacher_names)

@@ -29,9 +29,10 @@ def _summary(request: dict, records: list[CaseRecord]) -> dict:
 
 def dataset_labels(request: dict) -> dict[str, int]:
     """The exported dataset's ``labels``: the teachers' labels, plus ``ignore`` (the highest value, the one the
-    export wrote on unsure voxels) when the export ran with ``ignore_uncertain``."""
+    export wrote on unsure voxels) when the export ran with ``ignore_uncertain`` or ``ignore_disagreement``."""
     labels = dict(request["labels"])
-    if request["options"].get("ignore_uncertain") and "ignore" not in labels:
+    options = request["options"]
+    if (options.get("ignore_uncertain") or options.get("ignore_disagreement")) and "ignore" not in labels:
         labels["ignore"] = max(labels.values()) + 1
     return labels
 

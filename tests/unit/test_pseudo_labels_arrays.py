@@ -200,3 +200,15 @@ def test_confidence_aware_pseudo_label_puts_the_ignore_label_on_unsure_voxels_in
     # without a box mask the rule applies everywhere
     labels, fields = pseudo_label_case(probabilities, None, SPACING, options)
     assert labels[3, 0, 5] == 2 and fields["ignored_voxels"] == 5 and fields["ignored_fraction"] == 5 / labels.size
+
+
+def test_disagreement_becomes_the_ignore_label_inside_the_boxes_only():
+    probabilities, boxes = constructed_case()
+    disagreement = np.zeros(boxes.shape, dtype=bool)
+    disagreement[1, 1, 1] = disagreement[3, 0, 5] = True  # one voxel in box A, one outside every box
+    options = ExportOptions(thresholds=Thresholds(margin_mm=0.0), ignore_disagreement=True)
+    labels, fields = pseudo_label_case(probabilities, boxes, SPACING, options, disagreement)
+    assert labels[1, 1, 1] == 2 and labels[3, 0, 5] == 0 and fields["ignored_voxels"] == 1
+    unchanged, _ = pseudo_label_case(probabilities, boxes, SPACING, ExportOptions(thresholds=Thresholds(
+        margin_mm=0.0)), disagreement)
+    assert not (unchanged == 2).any()  # without the option the disagreement is not used

@@ -12,7 +12,7 @@ import pytest
 import SimpleITK as sitk
 
 from nnunet_kd.errors import ConfigurationError, InputError
-from nnunet_kd.pseudo_labels import ExportOptions, TeacherRequest, export_pseudo_labels, merge_export
+from nnunet_kd.pseudo_labels import ExportOptions, TeacherRequest, Thresholds, export_pseudo_labels, merge_export
 from nnunet_kd.pseudo_labels.export import export_case
 
 SHAPE = (5, 12, 12)  # z, y, x
@@ -374,3 +374,28 @@ def test_confidence_aware_export_writes_the_ignore_label_records_it_and_declares
     assert case["ignored_voxels"] == 15 and case["box_fill"] == [0.75]
     assert next(c for c in rows if c["case"] == "strong_c0")["ignored_voxels"] is None
     assert (folder / "qc" / "weak_c1.png").stat().st_size > 1000
+
+
+def test_voxels_where_the_teachers_disagree_get_the_ignore_label_inside_the_boxes(env):
+    make_teacher(env / "results", trainer="TrainerPlain", configuration="cfg", box_guided=False)
+
+    class EverywhereTumour:  # disagrees with BoxTeacher on its unsure first box row and everywhere outside the box
+        def __init__(self, teacher):
+            self.name, self.box_guided = teacher.name, teacher.box_guided
+
+        def predict(self, images, boxes):
+            return np.stack([np.full(SHAPE, 0.0, np.float32), np.full(SHAPE, 1.0, np.float32)])
+
+    def factory(teacher):
+        return EverywhereTumour(teacher) if teacher.spec.trainer == "TrainerPlain" else BoxTeacher(teacher)
+
+    specs = [TeacherRequest("902", "TrainerA", "cfg_box", weight=3.0), TeacherRequest("902", "TrainerPlain", "cfg")]
+    options = ExportOptions(qc=False, thresholds=Thresholds(margin_mm=0.0), ignore_disagreement=True)
+    folder = export_pseudo_labels(specs, "902", model_factory=factory, progress=False, options=options)
+    label = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "labelsTr" / "weak_c0.nii.gz")))
+    box = _case_box(0) > 0
+    assert np.array_equal(label == 2, box & ~np.roll(box, 1, axis=1))  # the first row only: outside stays 0
+    assert (label == 1).sum() == 45
+    assert json.loads((folder / "dataset.json").read_text())["labels"]["ignore"] == 2
+    rows = json.loads((folder / "provenance" / "provenance.json").read_text())["cases"]
+    assert next(c for c in rows if c["case"] == "weak_c0")["ignored_voxels"] == 15
