@@ -7,6 +7,11 @@ pass does not depend on the weights. Each one predicts the same volume through n
 ``nnUNetv2_predict``), test-time mirroring off by default (``--mirror`` turns it on: 8 forward passes per window).
 Preprocessing and export are not timed: they are the same for every network.
 
+A lower-resolution student (``plain_w0.5_x2``: ``add-student --spacing-factor 2``) predicts the volume at its own
+coarser grid (the volume's shape scaled by the spacing ratio) and is timed together with the resampling of its
+logits back to the full grid (the configuration's ``resampling_fn_probabilities``, as nnU-Net's export does; the
+full-resolution networks need none).
+
 ``--onnx NAME...`` also times those networks exported to ONNX (PyTorch's exporter, random weights) and run by ONNX
 Runtime inside the same predictor (:mod:`nnunet_kd.deployment.onnx_prediction`), listed as ``NAME (onnxruntime)``.
 ``--json`` writes the medians, ratios to the first network, parameters and MACs.
@@ -92,6 +97,11 @@ def write_students_table(path: Path, result: dict, device: torch.device) -> None
     path.write_text(json.dumps(rows, indent=1) + "\n")
 
 
+def coarser_shape(volume: list[int], full_spacing: list[float], spacing: list[float]) -> tuple[int, ...]:
+    """The volume's shape on a configuration's grid: ``round(size * full_spacing / spacing)`` per axis."""
+    return tuple(max(1, round(v * f / s)) for v, f, s in zip(volume, full_spacing, spacing, strict=True))
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -122,8 +132,15 @@ def main() -> None:
     for name in args.onnx:
         predictors[f"{name} (onnxruntime)"] = onnx_predictor_for(plans, name, Path(onnx_folder.name), args.threads,
                                                                  args.mirror)
-    volume = torch.randn((1, *args.volume))
-    windows = len(next(iter(predictors.values()))._internal_get_sliding_window_slicers(tuple(args.volume)))
+    managers = {name: PlansManager(plans).get_configuration(name.split(" (")[0]) for name in predictors}
+    full_spacing = PlansManager(plans).get_configuration("3d_fullres").spacing
+    shapes = {name: coarser_shape(args.volume, full_spacing, managers[name].spacing) for name in predictors}
+    volumes = {shape: torch.randn((1, *shape)) for shape in set(shapes.values())}
+    window_counts = {  # nnU-Net pads a volume smaller than the patch up to the patch first
+        name: len(predictor._internal_get_sliding_window_slicers(
+            tuple(max(s, p) for s, p in zip(shapes[name], managers[name].patch_size, strict=True))))
+        for name, predictor in predictors.items()}
+    windows = window_counts[args.networks[0]]
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"torch {torch.__version__}, {args.device} ({gpu}), {args.threads} CPU thread(s); volume "
           f"{'x'.join(map(str, args.volume))}, patch 80x160x160, {windows} windows, mirroring "
@@ -136,7 +153,10 @@ def main() -> None:
                 torch.cuda.reset_peak_memory_stats(device)
             synchronize(device)
             start = time.perf_counter()
-            logits = predictor.predict_sliding_window_return_logits(volume)
+            logits = predictor.predict_sliding_window_return_logits(volumes[shapes[name]])
+            if shapes[name] != tuple(args.volume):  # back to the full grid, as nnU-Net's export does
+                logits = managers[name].resampling_fn_probabilities(logits.cpu(), tuple(args.volume),
+                                                                    managers[name].spacing, full_spacing)
             synchronize(device)
             elapsed = time.perf_counter() - start
             assert tuple(logits.shape) == (2, *args.volume), logits.shape
@@ -154,9 +174,11 @@ def main() -> None:
     for name in predictors:
         median = statistics.median(times[name])
         memory = f"{peak[name]:.0f}" if name in peak else "-"
-        print(f"| {name} | {median:.2f} | {100 * median / reference:.1f} | {median / windows:.3f} | {memory} |")
+        print(f"| {name} | {median:.2f} | {100 * median / reference:.1f} | {median / window_counts[name]:.3f} | "
+              f"{memory} |")
         cost = configuration_cost(plans, name.split(" (")[0], 1, 2)
-        result[name] = {"seconds": times[name], "median_s": median, "ratio": median / reference, "windows": windows,
+        result[name] = {"seconds": times[name], "median_s": median, "ratio": median / reference,
+                        "windows": window_counts[name],
                         "peak_mib": peak.get(name), "params": cost.parameters, "macs": cost.macs}
     if args.students_json:
         write_students_table(args.students_json, result, device)

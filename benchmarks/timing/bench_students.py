@@ -39,16 +39,25 @@ STUDENTS = {  # configuration name -> add_student_configuration keywords
     "plain_w0.25": dict(kind="plain", width_multiplier=0.25),
     "plain_w0.5_4stages": dict(kind="plain", width_multiplier=0.5, n_stages=4),
     "residual_w0.5": dict(kind="residual", width_multiplier=0.5),
+    "plain_w0.5_x2": dict(kind="plain", width_multiplier=0.5, spacing_factor=2.0),  # half resolution
 }
 
 
-def plan(n_stages: int, features: list[int], strides: list[list[int]], patch: list[int]) -> dict:
+#: nnU-Net's default resampling of predicted probabilities back to the image grid (its planner writes these)
+RESAMPLING = {"resampling_fn_probabilities": "resample_data_or_seg_to_shape",
+              "resampling_fn_probabilities_kwargs": {"is_seg": False, "order": 1, "order_z": 0,
+                                                     "force_separate_z": None}}
+
+
+def plan(n_stages: int, features: list[int], strides: list[list[int]], patch: list[int],
+         spacing: list[float], median: list[int]) -> dict:
     """A plans dict with one ``3d_fullres`` configuration as nnU-Net's default planner writes it."""
     return {
         "dataset_name": "Dataset000_Bench", "plans_name": "nnUNetPlans",
         "transpose_forward": [0, 1, 2], "transpose_backward": [0, 1, 2],
         "configurations": {"3d_fullres": {
-            "data_identifier": "nnUNetPlans_3d_fullres", "batch_size": 2, "patch_size": patch,
+            "data_identifier": "nnUNetPlans_3d_fullres", "batch_size": 2, "patch_size": patch, "spacing": spacing,
+            "median_image_size_in_voxels": median, **RESAMPLING,
             "architecture": {
                 "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
                 "arch_kwargs": {
@@ -67,8 +76,9 @@ def plan(n_stages: int, features: list[int], strides: list[list[int]], patch: li
 
 PLANS = {
     "ct": plan(6, [32, 64, 128, 256, 320, 320], [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 2], [1, 2, 2]],
-               [80, 160, 160]),
-    "phantom": plan(4, [32, 64, 128, 256], [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2]], [32, 64, 64]),
+               [80, 160, 160], [1.24, 0.79, 0.79], [200, 256, 352]),
+    "phantom": plan(4, [32, 64, 128, 256], [[1, 1, 1], [2, 2, 2], [2, 2, 2], [2, 2, 2]], [32, 64, 64],
+                    [6.0, 5.0, 5.0], [40, 64, 64]),
 }
 
 
