@@ -234,9 +234,10 @@ def pseudo_label_case(
 
 
 def _ensemble(models: Sequence[ProbabilityModel], weights: Sequence[float], case: SourceCase,
-              shape_zyx: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted probability average, accumulated teacher by teacher (one map in memory besides the sum), and the
-    ``(z, y, x)`` voxels where the teachers' own hard labels disagree on tumour vs background."""
+              shape_zyx: tuple[int, ...], track_disagreement: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Weighted probability average, accumulated teacher by teacher (one map in memory besides the sum), and, with
+    ``track_disagreement``, the ``(z, y, x)`` voxels where the teachers' own hard labels disagree on tumour vs
+    background (``None`` without: one label map per teacher is not computed for nothing)."""
     total: np.ndarray | None = None
     any_tumour = all_tumour = None
     for model, weight in zip(models, normalised_weights(weights), strict=True):
@@ -244,15 +245,16 @@ def _ensemble(models: Sequence[ProbabilityModel], weights: Sequence[float], case
         if p.shape[1:] != shape_zyx:
             raise InputError(f"{case.name}: teacher {model.name} returned shape {p.shape[1:]}, the image is "
                              f"{shape_zyx}")
-        tumour = hard_labels(p) > 0
-        any_tumour = tumour if any_tumour is None else any_tumour | tumour
-        all_tumour = tumour if all_tumour is None else all_tumour & tumour
+        if track_disagreement:
+            tumour = hard_labels(p) > 0
+            any_tumour = tumour if any_tumour is None else any_tumour | tumour
+            all_tumour = tumour if all_tumour is None else all_tumour & tumour
         term = np.float32(weight) * p.astype(np.float32, copy=False)
         if total is None:
             total = term
         else:
             total += term
-    return total, any_tumour & ~all_tumour
+    return total, (any_tumour & ~all_tumour) if track_disagreement else None
 
 
 def export_case(folder: Path, case: SourceCase, models: Sequence[ProbabilityModel] | None,
@@ -272,7 +274,7 @@ def export_case(folder: Path, case: SourceCase, models: Sequence[ProbabilityMode
         spacing_zyx = tuple(float(s) for s in reversed(info.GetSpacing()))
         box_mask = None if case.boxes is None else sitk.GetArrayFromImage(
             read_image(case.boxes, f"{case.name}: box mask")) > 0
-        probabilities, disagreement = _ensemble(models, weights, case, shape_zyx)
+        probabilities, disagreement = _ensemble(models, weights, case, shape_zyx, options.ignore_disagreement)
         labels, fields = pseudo_label_case(probabilities, box_mask, spacing_zyx, options, disagreement)
         for key, value in fields.items():
             setattr(record, key, value)
