@@ -108,9 +108,10 @@ def pooled_dice(pairs: Iterable[tuple[np.ndarray, np.ndarray]], ignore_label: in
     does). ``nan`` when neither side has foreground anywhere."""
     tp = fp = fn = 0
     for reference, prediction in pairs:
-        known = np.ones(reference.shape, dtype=bool) if ignore_label is None else reference != ignore_label
-        ref, pred = (reference > 0) & known, (prediction > 0) & known
-        tp += int(np.count_nonzero(ref & pred))
-        fp += int(np.count_nonzero(pred & ~ref))
-        fn += int(np.count_nonzero(ref & ~pred))
+        ref, pred = reference > 0, prediction > 0
+        if ignore_label is not None:
+            known = reference != ignore_label
+            ref, pred = ref & known, pred & known
+        counts = voxel_counts(ref, pred)
+        tp, fp, fn = tp + counts.tp, fp + counts.fp, fn + counts.fn
     return ratio(2 * tp, 2 * tp + fp + fn)
