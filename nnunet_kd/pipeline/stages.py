@@ -146,15 +146,21 @@ class TeacherStudentPipeline:
     def _add_configurations(self, plans_file: Path) -> None:
         """The quick profile's small student configuration and the box-guided teacher's configuration."""
         from nnunet_kd.boxes.cascade_configuration import add_box_guided_configuration
+
+        p = self.profile
+        self._add_small_student_configuration(plans_file)
+        add_box_guided_configuration(plans_file, p.student_configuration, self.box_configuration,
+                                     patch_size=list(p.teacher_patch) if p.teacher_patch else None)
+
+    def _add_small_student_configuration(self, plans_file: Path, overwrite: bool = False) -> None:
+        """The profile's small ``PlainConvUNet`` student configuration (nothing for a ``3d_fullres`` student)."""
         from nnunet_kd.plans import add_configuration, load_plans, small_plain_configuration
 
         p = self.profile
         if p.student_configuration != "3d_fullres":
             small = small_plain_configuration(load_plans(plans_file), features=p.small_features,
                                               patch_size=p.student_patch)
-            add_configuration(plans_file, p.student_configuration, small)
-        add_box_guided_configuration(plans_file, p.student_configuration, self.box_configuration,
-                                     patch_size=list(p.teacher_patch) if p.teacher_patch else None)
+            add_configuration(plans_file, p.student_configuration, small, overwrite=overwrite)
 
     def training_finished(self, model: Model) -> bool:
         """``checkpoint_final.pth`` loads (whole, no code in it) and nnU-Net's final validation finished: for a fold
@@ -282,13 +288,7 @@ class TeacherStudentPipeline:
             self.runner.run("ignore-labels", ["nnunet_kd", "boxes-to-labels", "-i", WEAK, "-d", IGNORE, "--name",
                                               IGNORE_NAME, "--ignore-inside", "--strong", STRONG])
         self.plan_with_strong_plans("ignore-labels", IGNORE, IGNORE_NAME)
-        p = self.profile
-        if p.student_configuration != "3d_fullres":
-            from nnunet_kd.plans import add_configuration, load_plans, small_plain_configuration
-
-            plans_file = self.plans_file(IGNORE, IGNORE_NAME)
-            add_configuration(plans_file, p.student_configuration, small_plain_configuration(
-                load_plans(plans_file), features=p.small_features, patch_size=p.student_patch), overwrite=True)
+        self._add_small_student_configuration(self.plans_file(IGNORE, IGNORE_NAME), overwrite=True)
 
     def plan_with_strong_plans(self, stage: str, dataset: int, name: str) -> None:
         """Preprocess a raw dataset with the strong dataset's plans (same spacing and CT normalisation)."""
