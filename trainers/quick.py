@@ -75,9 +75,10 @@ class StudyScheduleMixin(ValidationCasesCurveMixin, QuickScheduleMixin):
     """The phantom study's schedule (``benchmarks/studies/study.py``): 50 epochs of 40 iterations (2000) for every
     model, whatever its dataset's size; every 2 epochs the validation cases are predicted whole
     (:class:`ValidationCasesCurveMixin`), the learning curve that convergence is judged by; a checkpoint every 5
-    epochs. In a 25-epoch version of this schedule most students were still improving at the end (their
-    validation Dice rose by 2-6 points over the last 5 epochs), and nnU-Net's per-epoch pseudo Dice on 10 batches of
-    validation patches varied by 4-5 points from epoch to epoch, too noisy to judge by."""
+    epochs. In a 25-epoch version of this schedule every student was still improving at the end (the EMA of its
+    validation pseudo Dice rose by 2-6 points over the last 5 epochs), and nnU-Net's per-epoch pseudo Dice on 10
+    batches of validation patches varied by 3.6-8.2 points (std over the last 10 epochs) for 10 of the 12 models,
+    too noisy to judge by (``benchmarks/README.md``, "Pilot")."""
 
     quick_num_epochs = 50
     quick_iterations_per_epoch = 40
@@ -87,8 +88,8 @@ class StudyScheduleMixin(ValidationCasesCurveMixin, QuickScheduleMixin):
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        # nnU-Net writes checkpoint_latest.pth every 50 epochs: never in 25; every 5 lets an interrupted study resume
-        # its training (nnUNetv2_train --c) instead of starting it again
+        # nnU-Net writes checkpoint_latest.pth every 50 epochs and never after the last one, so never in 50 epochs;
+        # every 5 lets an interrupted study resume its training (nnUNetv2_train --c) instead of starting it again
         self.save_every = 5
 
 
