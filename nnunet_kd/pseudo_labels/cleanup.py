@@ -50,7 +50,8 @@ def outside_boxes(labels: np.ndarray, box_mask: np.ndarray, spacing_zyx: tuple[f
 
 
 def clean_with_boxes(
-    labels: np.ndarray, box_mask: np.ndarray, spacing_zyx: tuple[float, ...], margin_mm: float = 5.0
+    labels: np.ndarray, box_mask: np.ndarray, spacing_zyx: tuple[float, ...], margin_mm: float = 5.0,
+    inside: np.ndarray | None = None,
 ) -> tuple[np.ndarray, CleanupReport]:
     """Apply the two cleanup steps.
 
@@ -59,6 +60,7 @@ def clean_with_boxes(
         box_mask: ``(z, y, x)`` binary box mask on the same grid.
         spacing_zyx: voxel size in mm.
         margin_mm: tolerance around the boxes.
+        inside: the boxes dilated by ``margin_mm`` (:func:`dilated_boxes`), when the caller already has them.
 
     Returns:
         ``(cleaned labels (same dtype), report)``.
@@ -66,7 +68,8 @@ def clean_with_boxes(
     if labels.shape != box_mask.shape:
         raise ValueError(f"labels {labels.shape} and box mask {box_mask.shape} differ in shape")
     boxes = np.asarray(box_mask) > 0
-    inside = dilated_boxes(boxes, spacing_zyx, margin_mm)
+    if inside is None:
+        inside = dilated_boxes(boxes, spacing_zyx, margin_mm)
     outside = (labels > 0) & ~inside
     cleaned = labels.copy()
     cleaned[outside] = 0

@@ -210,17 +210,19 @@ def pseudo_label_case(
     """
     before = hard_labels(probabilities)
     labels, report = before, None
+    ignoring = options.ignore_uncertain is not None or options.ignore_disagreement
+    # the dilated boxes, computed once for the cleanup and the ignore rules (a distance transform of the volume)
+    region = None if box_mask is None or not ignoring else dilated_boxes(np.asarray(box_mask) > 0, spacing_zyx,
+                                                                         options.thresholds.margin_mm)
     if options.cleanup and box_mask is not None:
-        labels, report = clean_with_boxes(before, box_mask, spacing_zyx, options.thresholds.margin_mm)
+        labels, report = clean_with_boxes(before, box_mask, spacing_zyx, options.thresholds.margin_mm, region)
     stats = label_statistics(probabilities, labels, box_mask, spacing_zyx, options.thresholds, before,
                              None if report is None else report.removed_outside)
     fields = asdict(stats)
     fields["removed_outside_voxels"] = None if report is None else report.removed_outside
     fields["removed_components"] = None if report is None else report.removed_components
-    if options.ignore_uncertain is not None or options.ignore_disagreement:
+    if ignoring:
         # the numbers above describe the hard label; these count what then became the ignore label
-        region = None if box_mask is None else dilated_boxes(np.asarray(box_mask) > 0, spacing_zyx,
-                                                              options.thresholds.margin_mm)
         unsure = np.zeros(labels.shape, dtype=bool)
         if options.ignore_uncertain is not None:
             unsure |= uncertain_voxels(probabilities, UncertainBand(*options.ignore_uncertain), region)
