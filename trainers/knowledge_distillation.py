@@ -307,16 +307,14 @@ class nnUNetTrainerMKD_PaperWeights(nnUNetTrainerMKD):
 
 class nnUNetTrainerMKD_DiceLovasz(nnUNetTrainerMKD):
     """The multi-teacher paper's segmentation loss, Seg = 0.2·Dice + 0.3·Lovász (its eq. 5), in place of nnU-Net's
-    Dice + CE, on every deep-supervision output with nnU-Net's own weights. Not for datasets with an ignore label."""
+    Dice + CE, on every deep-supervision output with nnU-Net's own weights. Voxels with the dataset's ignore label
+    count in neither term, as in nnU-Net's Dice + CE."""
 
     def _build_loss(self):
-        if self.label_manager.has_ignore_label:
-            with exit_on_user_error(type(self).__name__):
-                raise ConfigurationError("the Dice + Lovász loss does not support an ignore label; train "
-                                         "nnUNetTrainerMKD (nnU-Net's Dice + CE) on this dataset")
         nnunet_loss = super()._build_loss()  # only for nnU-Net's deep-supervision weights
         weights = getattr(nnunet_loss, "weight_factors", None)
-        loss = DiceLovaszLoss(dice_weight=0.2, lovasz_weight=0.3, batch_dice=self.configuration_manager.batch_dice)
+        loss = DiceLovaszLoss(dice_weight=0.2, lovasz_weight=0.3, batch_dice=self.configuration_manager.batch_dice,
+                              ignore_label=self.label_manager.ignore_label)
         return loss if weights is None else DeepSupervisionWrapper(loss, weights)
 
 

@@ -16,7 +16,7 @@ def one_hot_labels(target: Tensor, num_classes: int) -> Tensor:
         raise ValueError(f"target must be (B, 1, *spatial) integer labels, got shape {tuple(target.shape)}")
     labels = target[:, 0].long()
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"target holds labels outside 0..{num_classes - 1} (ignore labels are not supported)")
+        raise ValueError(f"target holds labels outside 0..{num_classes - 1} (an ignore label must be masked out first)")
     return torch.movedim(torch.nn.functional.one_hot(labels, num_classes), -1, 1).float()
 
 

@@ -1,5 +1,5 @@
 """An ignore-label phantom dataset (boxes-to-labels --ignore-inside) with the real commands: nnU-Net accepts and
-preprocesses it, nnU-Net's plain trainer and the distillation trainer train on it, nnUNetv2_predict predicts."""
+preprocesses it, nnU-Net's plain trainer and the distillation trainers train on it, nnUNetv2_predict predicts."""
 
 from __future__ import annotations
 
@@ -60,6 +60,13 @@ def test_ignore_label_dataset_trains_with_nnunet_and_distillation(nnunet_env, bo
     # the test trainer compared the box channel of every batch with the boxes of its tumour voxels (ignore excluded)
     fold = nnunet_env.results / IGNORE_NAME / f"{student}__nnUNetPlans__{TINY_CONFIG}" / "fold_all"
     assert any("box channel checked on" in p.read_text() for p in fold.glob("training_log_*.txt"))
+    # the multi-teacher paper's Dice + Lovász loss leaves the ignored voxels out as nnU-Net's Dice + CE does
+    lovasz = "nnUNetTrainerMKD_DiceLovasz_test"
+    nnunet_env.run("nnUNetv2_train", str(IGNORE_ID), TINY_CONFIG, "all", "-tr", lovasz, "-device", "cpu",
+                   NNUNET_KD_SPEC=str(spec))
+    log = torch.load(nnunet_env.results / IGNORE_NAME / f"{lovasz}__nnUNetPlans__{TINY_CONFIG}" / "fold_all"
+                     / "checkpoint_final.pth", map_location="cpu", weights_only=False)["logging"]
+    assert all(0 < v <= 0.5 for v in log["kd_seg"])  # 0.2·Dice + 0.3·Lovász, each term in [0, 1]
 
     out = tmp_path / "predictions"
     nnunet_env.run("nnUNetv2_predict", "-i", str(strong_raw / "imagesTs"), "-o", str(out), "-d", str(IGNORE_ID),

@@ -80,6 +80,7 @@ def test_pseudo_labelled_cases_of_a_batch_are_not_trusted():
 
 class _LabelManager:
     has_ignore_label = False
+    ignore_label = None
 
 
 class _ConfigurationManager:
@@ -102,11 +103,19 @@ def test_dice_lovasz_variant_wraps_the_papers_loss_with_nnunets_deep_supervision
     assert loss(logits, targets).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
-def test_dice_lovasz_variant_refuses_an_ignore_label(monkeypatch):
+def test_dice_lovasz_variant_leaves_the_ignore_label_out_of_its_loss(monkeypatch):
+    monkeypatch.setattr(nnUNetTrainer, "_build_loss", lambda self: DeepSupervisionWrapper(None, np.array([1.0, 0.0])))
     trainer = bare(nnUNetTrainerMKD_DiceLovasz)
-    trainer.label_manager = type("WithIgnore", (), {"has_ignore_label": True})()
-    with pytest.raises(SystemExit):
-        trainer._build_loss()
+    trainer.label_manager = type("WithIgnore", (), {"has_ignore_label": True, "ignore_label": 2})()
+    trainer.configuration_manager = _ConfigurationManager()
+    loss = trainer._build_loss()
+    assert loss.loss.ignore_label == 2
+    logits = [torch.randn(1, 2, 2, 4, 4), torch.randn(1, 2, 1, 2, 2)]
+    targets = [(torch.rand(1, 1, *o.shape[2:]) > 0.5).float() for o in logits]
+    ignored = [t.clone() for t in targets]
+    ignored[0][0, 0, 0] = 2.0  # the first slice of the full-resolution target is ignored
+    on_the_rest = DiceLovaszLoss()(logits[0][:, :, 1:], targets[0][:, :, 1:])  # the loss of the other slice only
+    assert loss(logits, ignored).item() == pytest.approx(on_the_rest.item(), rel=1e-6)
 
 
 def test_distillation_base_is_not_a_variant():

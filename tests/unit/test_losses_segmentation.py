@@ -68,3 +68,29 @@ def test_dice_lovasz_weights_and_nnunet_inputs() -> None:
 def test_rejects_labels_out_of_range() -> None:
     with pytest.raises(ValueError):
         lovasz_softmax(PROBS, torch.tensor([[[0, 2, 1]]]))
+
+
+def test_ignored_voxels_count_in_neither_term() -> None:
+    # a fourth voxel with nnU-Net's ignore label (2) and a confidently wrong prediction (class 1 at 0.95): every
+    # hand-computed value above is unchanged (Lovász 0.5, Dice loss 1/3, 0.2 * 1/3 + 0.3 * 0.5), and the ignored
+    # voxel's logits get no gradient
+    target = torch.tensor([[[1, 0, 1, 2]]])
+    probs = torch.tensor([[[0.1, 0.6, 0.7, 0.05], [0.9, 0.4, 0.3, 0.95]]])
+    mask = target != 2
+    labels = torch.where(mask, target, 0)
+    assert lovasz_softmax(probs, labels, mask).item() == pytest.approx(0.5, abs=1e-6)
+    assert soft_dice_loss(probs, labels, mask=mask).item() == pytest.approx(1 / 3, abs=1e-5)
+    logits = torch.log(probs).requires_grad_(True)
+    loss = DiceLovaszLoss(ignore_label=2)(logits, target.float())
+    assert loss.item() == pytest.approx(0.2166667, abs=1e-5)
+    loss.backward()
+    assert logits.grad[..., 3].abs().max() == 0 and logits.grad[..., :3].abs().sum() > 0
+    with pytest.raises(ValueError):  # without the ignore label, the value 2 is a class the logits do not have
+        DiceLovaszLoss()(logits, target.float())
+
+
+def test_a_batch_whose_voxels_are_all_ignored_gives_zero_loss() -> None:
+    probs = torch.tensor([[[0.1, 0.6], [0.9, 0.4]]])
+    target = torch.tensor([[[2, 2]]])
+    mask = target != 2
+    assert lovasz_softmax(probs, torch.where(mask, target, 0), mask).item() == 0.0
