@@ -11,12 +11,14 @@ from nnunet_kd.trainers.box_guided import (
     nnUNetTrainerBoxGuidedNoBoxAug,
     nnUNetTrainerBoxGuidedQuick,
     nnUNetTrainerBoxGuidedStudy,
+    nnUNetTrainerBoxGuidedStudy_100epochs,
 )
 from nnunet_kd.trainers.dual_output import nnUNetTrainerDualOutput
 from nnunet_kd.trainers.knowledge_distillation import (
     nnUNetTrainerKD,
     nnUNetTrainerKDQuick,
     nnUNetTrainerKDStudy,
+    nnUNetTrainerKDStudy_100epochs,
     nnUNetTrainerMKD,
     nnUNetTrainerMKD_ATRC,
     nnUNetTrainerMKD_DiceLovasz,
@@ -25,12 +27,14 @@ from nnunet_kd.trainers.knowledge_distillation import (
     nnUNetTrainerMKD_Uniform,
     nnUNetTrainerMKDQuick,
     nnUNetTrainerMKDStudy,
+    nnUNetTrainerMKDStudy_100epochs,
 )
 from nnunet_kd.trainers.quick import (
     nnUNetTrainerQuick,
     nnUNetTrainerQuickNoMirroring,
     nnUNetTrainerQuickNoMirroring_TeacherIterations,
     nnUNetTrainerStudyNoMirroring,
+    nnUNetTrainerStudyNoMirroring_100epochs,
 )
 from nnunet_kd.trainers.size_balanced import (
     nnUNetTrainerKDSizeBalanced,
@@ -44,10 +48,12 @@ __all__ = [
     "nnUNetTrainerBoxGuidedNoBoxAug",
     "nnUNetTrainerBoxGuidedQuick",
     "nnUNetTrainerBoxGuidedStudy",
+    "nnUNetTrainerBoxGuidedStudy_100epochs",
     "nnUNetTrainerDualOutput",
     "nnUNetTrainerKD",
     "nnUNetTrainerKDQuick",
     "nnUNetTrainerKDStudy",
+    "nnUNetTrainerKDStudy_100epochs",
     "nnUNetTrainerKDSizeBalanced",
     "nnUNetTrainerMKD",
     "nnUNetTrainerMKD_ATRC",
@@ -57,10 +63,12 @@ __all__ = [
     "nnUNetTrainerMKD_Uniform",
     "nnUNetTrainerMKDQuick",
     "nnUNetTrainerMKDStudy",
+    "nnUNetTrainerMKDStudy_100epochs",
     "nnUNetTrainerMKDSizeBalanced",
     "nnUNetTrainerQuick",
     "nnUNetTrainerQuickNoMirroring",
     "nnUNetTrainerQuickNoMirroring_TeacherIterations",
     "nnUNetTrainerSizeBalanced",
     "nnUNetTrainerStudyNoMirroring",
+    "nnUNetTrainerStudyNoMirroring_100epochs",
 ]

@@ -110,3 +110,9 @@ class nnUNetTrainerBoxGuidedQuick(NoMirroringMixin, QuickScheduleMixin, nnUNetTr
 
 class nnUNetTrainerBoxGuidedStudy(NoMirroringMixin, StudyScheduleMixin, nnUNetTrainerBoxGuided):
     """The box-guided teacher on the phantom study's schedule (``benchmarks/studies/study.py``)."""
+
+
+class nnUNetTrainerBoxGuidedStudy_100epochs(nnUNetTrainerBoxGuidedStudy):
+    """The study's box-guided teacher for 100 epochs (4000 iterations; ``study.py --epochs 100``)."""
+
+    quick_num_epochs = 100

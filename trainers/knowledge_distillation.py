@@ -336,3 +336,15 @@ class nnUNetTrainerKDStudy(NoMirroringMixin, StudyScheduleMixin, nnUNetTrainerKD
 
 class nnUNetTrainerMKDStudy(NoMirroringMixin, StudyScheduleMixin, nnUNetTrainerMKD):
     """Multi-scale distillation on the phantom study's schedule (``benchmarks/studies/study.py``)."""
+
+
+class nnUNetTrainerKDStudy_100epochs(nnUNetTrainerKDStudy):
+    """The study's logit distillation for 100 epochs (4000 iterations; ``study.py --epochs 100``)."""
+
+    quick_num_epochs = 100
+
+
+class nnUNetTrainerMKDStudy_100epochs(nnUNetTrainerMKDStudy):
+    """The study's multi-scale distillation for 100 epochs (4000 iterations; ``study.py --epochs 100``)."""
+
+    quick_num_epochs = 100

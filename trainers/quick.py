@@ -78,7 +78,9 @@ class StudyScheduleMixin(ValidationCasesCurveMixin, QuickScheduleMixin):
     epochs. In a 25-epoch version of this schedule every student was still improving at the end (the EMA of its
     validation pseudo Dice rose by 2-6 points over the last 5 epochs), and nnU-Net's per-epoch pseudo Dice on 10
     batches of validation patches varied by 3.6-8.2 points (std over the last 10 epochs) for 10 of the 12 models,
-    too noisy to judge by (``benchmarks/README.md``, "Pilot")."""
+    too noisy to judge by (``benchmarks/README.md``, "Pilot"). At 50 epochs, 6 of the 12 models of the study's first
+    seed still rose by 1.0-3.7 points over the last 10 epochs of their whole-case curve, hence the ``_100epochs``
+    variants of the study trainers (``study.py --epochs 100``)."""
 
     quick_num_epochs = 50
     quick_iterations_per_epoch = 40
@@ -124,3 +126,9 @@ class nnUNetTrainerQuickNoMirroring_TeacherIterations(nnUNetTrainerQuickNoMirror
 class nnUNetTrainerStudyNoMirroring(SafeCheckpointMixin, NoMirroringMixin, StudyScheduleMixin, nnUNetTrainer):
     """nnU-Net's trainer on the phantom study's schedule: the point-guided teacher (strong-only baseline), the
     box-supervised teacher, the SO and compact students and the all-strong upper bound of the study."""
+
+
+class nnUNetTrainerStudyNoMirroring_100epochs(nnUNetTrainerStudyNoMirroring):
+    """The study's plain trainer for 100 epochs (4000 iterations; ``study.py --epochs 100``)."""
+
+    quick_num_epochs = 100

@@ -2,8 +2,8 @@
 
 For each seed ``k`` (work folder ``WORK_ROOT/seed<k>``) this runs the pipeline's stages with the ``study`` profile
 (8 strong : 24 weak training phantoms, 5 validation phantoms held out of every training by a one-fold split, 20
-held-out test phantoms; every model 2000 iterations) and the models the pipeline does not train
-(:mod:`nnunet_kd.pipeline.study`), predicts the test phantoms with all of them and scores them with
+held-out test phantoms; every model 2000 iterations, 4000 with ``--epochs 100``) and the models the pipeline does
+not train (:mod:`nnunet_kd.pipeline.study`), predicts the test phantoms with all of them and scores them with
 ``nnunet_kd evaluate``.
 After each seed it writes ``WORK_ROOT/study.json`` (and the ``--results`` copy): ``{"config", "rows", "curves"}``,
 one row per model, seed and test case, one learning curve per model and seed. ``study_report.py`` makes the tables,
@@ -11,7 +11,8 @@ statistics, claims and figure from that file.
 
 Every step is skipped when its output exists: rerun the same command to continue an interrupted study.
 
-    python benchmarks/studies/study.py -w study_work [--seeds 0 1 2] [--gpu] [--results benchmarks/results/study.json]
+    python benchmarks/studies/study.py -w study_work [--seeds 0 1 2] [--epochs 50|100] [--gpu] \
+        [--results benchmarks/results/study.json]
 
 ``--gpu`` runs the same study (same counts, splits and trainers) on CUDA with the full profile's phantoms and networks
 (``3d_fullres`` as nnU-Net plans it, and its half-width plain student).
@@ -40,15 +41,21 @@ CONVERGENCE = ("the least-squares line through the per-epoch validation Dice of 
                "less than 1 Dice point over that span")
 
 
-def study_profile(gpu: bool) -> tuple[Profile, str]:
+#: epochs of 40 iterations -> suffix of the study trainers' class names (nnU-Net's ``_100epochs`` convention)
+SCHEDULES = {50: "", 100: "_100epochs"}
+
+
+def study_profile(gpu: bool, epochs: int = 50) -> tuple[Profile, str]:
     """The study's profile and its logit-distillation trainer: the study's data, splits and trainers (schedule and
-    validation-case curve) everywhere; on the GPU with the full profile's phantoms and networks (``3d_fullres`` as
-    planned, its half-width plain student)."""
-    profile = dataclasses.replace(STUDY, ignore_label_student=True)
+    validation-case curve) everywhere, every model for ``epochs`` epochs of 40 iterations; on the GPU with the full
+    profile's phantoms and networks (``3d_fullres`` as planned, its half-width plain student)."""
+    suffix = SCHEDULES[epochs]
+    profile = dataclasses.replace(STUDY, ignore_label_student=True, box_trainer=STUDY.box_trainer + suffix,
+                                  plain_trainer=STUDY.plain_trainer + suffix, kd_trainer=STUDY.kd_trainer + suffix)
     if gpu:
         profile = dataclasses.replace(profile, name="study-gpu", phantom=FULL.phantom, device="cuda",
                                       student_configuration="3d_fullres", student_patch=None, teacher_patch=None)
-    return profile, "nnUNetTrainerKDStudy"
+    return profile, "nnUNetTrainerKDStudy" + suffix
 
 
 def source_commit() -> str:
@@ -88,12 +95,14 @@ def main() -> None:
     parser.add_argument("-w", "--work-root", required=True, type=Path, help="one work folder per seed: seed<k>/")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--gpu", action="store_true", help="full profile networks and trainers on CUDA")
+    parser.add_argument("--epochs", type=int, choices=sorted(SCHEDULES), default=50,
+                        help="epochs of 40 iterations for every model (default 50: 2000 iterations)")
     parser.add_argument("--results", type=Path, default=None, help="also write study.json here")
     args = parser.parse_args()
     root, seeds = args.work_root.resolve(), list(dict.fromkeys(args.seeds))
     if root.exists() and not root.is_dir():
         parser.error(f"{root} is not a folder")
-    profile, kd_trainer = study_profile(args.gpu)
+    profile, kd_trainer = study_profile(args.gpu, args.epochs)
     command, commit = shlex.join(["python", *sys.argv]), source_commit()
     results = {}
     for seed in seeds:

@@ -35,3 +35,18 @@ def test_gpu_study_changes_only_device_phantoms_and_networks():
     same = ("num_strong", "num_weak", "num_validation", "num_test", "box_trainer", "plain_trainer", "kd_trainer",
             "teacher_fold", "student_fold", "compact_kind", "compact_width")
     assert all(getattr(cpu, name) == getattr(gpu, name) for name in same)
+
+
+def test_a_longer_study_names_the_100_epoch_trainers_which_nnunet_finds():
+    from nnunet_kd.trainers import __all__ as shipped
+
+    study = load_study_script()
+    profile, kd = study.study_profile(gpu=False, epochs=100)
+    names = (profile.box_trainer, profile.plain_trainer, profile.kd_trainer, kd)
+    assert names == ("nnUNetTrainerBoxGuidedStudy_100epochs", "nnUNetTrainerStudyNoMirroring_100epochs",
+                     "nnUNetTrainerMKDStudy_100epochs", "nnUNetTrainerKDStudy_100epochs")
+    assert set(names) <= set(shipped)
+    import nnunet_kd.trainers as trainers
+
+    assert {getattr(trainers, name).quick_num_epochs for name in names} == {100}
+    assert study.study_profile(gpu=False) == study.study_profile(gpu=False, epochs=50)
