@@ -34,7 +34,7 @@ def test_agreement_leaves_the_ignored_voxels_out():
     weights = compute_teacher_weights([probabilities(a), probabilities(b)], labels, "adaptive", eps=0.0,
                                       ignore_label=IGNORE)
     assert weights[0].tolist() == pytest.approx([0.6, 0.4])  # 1 : 2/3
-    with pytest.raises(ValueError, match="ignore labels are not supported"):  # without knowing the ignore label
+    with pytest.raises(ValueError, match="an ignore label must be masked out first"):  # without knowing the ignore label
         teacher_agreement([probabilities(a)], labels)
 
 
