@@ -37,8 +37,8 @@ from nnunet_kd.pipeline.runner import CommandRunner, pipeline_environment
 from nnunet_kd.pipeline.stages import TeacherStudentPipeline
 from nnunet_kd.pipeline.study import SeedStudy, run_seed
 
-CONVERGENCE = ("the least-squares line through the per-epoch validation Dice of the last 20 % of epochs changes by "
-               "less than 1 Dice point over that span")
+CONVERGENCE = ("the mean validation-case Dice of the last 20 % of the epochs is within 1 Dice point of the mean of "
+               "the 20 % before")
 
 
 #: epochs of 40 iterations -> suffix of the study trainers' class names (nnU-Net's ``_100epochs`` convention)

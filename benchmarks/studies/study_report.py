@@ -3,10 +3,11 @@
     python benchmarks/studies/study_report.py benchmarks/results/study.json [--figure benchmarks/results/study.png]
 
 Prints Markdown: per model the mean ± sample std over seeds of the per-seed mean Dice, HD95, object F1 and DSC-TP;
-per model and seed the validation Dice at the end of training and whether it converged (the criterion recorded in
-the file); the claims as pooled paired comparisons over every (seed, test case) (median and mean difference, each
-with its bootstrap 95 % confidence interval, Wilcoxon signed-rank p), each *reproduced*, *not reproduced* or
-*inconclusive* by the median's interval and by the mean's.
+per model and seed the validation Dice at the end of training and whether it converged (``CONVERGENCE``; beside it
+the least-squares change over the last 20 % of the epochs and the curve's noise); the claims as pooled paired
+comparisons over every (seed, test case) (median and mean difference, each with its bootstrap 95 % confidence
+interval, Wilcoxon signed-rank p), each *reproduced*, *not reproduced* or *inconclusive* by the median's interval and
+by the mean's.
 """
 
 from __future__ import annotations
@@ -16,10 +17,20 @@ import json
 import math
 from pathlib import Path
 
-from nnunet_kd.evaluation.study_statistics import claim_verdict, compare, converged, final_trend, seed_means
+from nnunet_kd.evaluation.study_statistics import (
+    claim_verdict,
+    compare,
+    converged,
+    curve_noise,
+    final_trend,
+    plateau_change,
+    seed_means,
+)
 
 METRICS = {"dice": ("Dice (%)", 100.0), "hd95": ("HD95 (mm)", 1.0), "object_f1": ("Obj F1 (%)", 100.0),
            "dsc_tp": ("DSC-TP (%)", 100.0)}
+CONVERGENCE = ("converged when the mean validation-case Dice of the last 20 % of the epochs is within 1 Dice point of "
+               "the mean of the 20 % before")
 #: (claim, model a, model b, median b − a must be at least this, in Dice fractions)
 CLAIMS = (
     ("(a) box-guided − point-guided teacher ≥ +10", "point_guided_teacher", "box_guided_teacher", 0.10),
@@ -57,7 +68,8 @@ def validation_curve(curve: dict) -> list[float | None]:
 
 def convergence_table(study: dict) -> str:
     seeds = sorted({c["seed"] for c in study["curves"]})
-    lines = ["| model | iterations | " + " | ".join(f"seed {s}: final val Dice, trend" for s in seeds) + " |",
+    lines = ["| model | iterations | " + " | ".join(f"seed {s}: final val Dice, plateau change (trend, noise)"
+                                                    for s in seeds) + " |",
              "|---|---:|" + "---|" * len(seeds)]
     for model in models_of(study):
         curves = {c["seed"]: c for c in study["curves"] if c["model"] == model}
@@ -70,7 +82,8 @@ def convergence_table(study: dict) -> str:
             values = validation_curve(curve)
             mark = "converged" if converged(values) else "**not converged**"
             last = [v for v in values if v is not None][-1]
-            cells.append(f"{last * 100:.1f}, {final_trend(values) * 100:+.1f} ({mark})")
+            cells.append(f"{last * 100:.1f}, {plateau_change(values) * 100:+.1f} ({final_trend(values) * 100:+.1f}, "
+                         f"{curve_noise(values) * 100:.1f}) {mark}")
         iterations = next(iter(curves.values()))["iterations"] if curves else "–"
         lines.append(f"| {model} | {iterations} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -134,7 +147,8 @@ def main() -> None:
           f"{config['strong_to_weak']}, commit {config['commit']}, {config['machine']}, wall time "
           f"{sum(config['wall_s'].values()) / 3600:.1f} h.\n")
     print(results_table(study) + "\n")
-    print(f"Convergence ({config['convergence_criterion']}); validation Dice in %:\n")
+    print(f"Convergence: {CONVERGENCE}. Validation Dice in %; beside it the least-squares change over the last 20 % "
+          "and the noise (std around the line through the last 40 %), in points:\n")
     print(convergence_table(study) + "\n")
     print("Claims (paired over every seed and test case; Dice points):\n")
     print(claims_table(study))

@@ -14,7 +14,9 @@ from nnunet_kd.evaluation.study_statistics import (
     claim_verdict,
     compare,
     converged,
+    curve_noise,
     final_trend,
+    plateau_change,
     seed_means,
 )
 
@@ -82,10 +84,31 @@ def test_final_trend_is_the_least_squares_change_over_the_last_fifth_of_the_epoc
     assert final_trend(sparse, fraction=0.4) == pytest.approx(0.15)
 
 
-def test_a_curve_converged_when_its_final_trend_moves_less_than_the_tolerance_either_way():
-    assert converged([0.1, 0.5, 0.8, 0.8, 0.805]) and not converged([0.1, 0.5, 0.7, 0.8, 0.82])
-    assert not converged([0.9, 0.9, 0.9, 0.88, 0.85])  # falling by 3 points: not settled either
-    assert converged([0.1, 0.5, 0.7, 0.8, 0.82], tolerance=0.05) and not converged([0.5])
+def test_plateau_change_is_the_last_fifths_mean_minus_the_fifth_before():
+    # 10 epochs: windows of 2; last [0.80, 0.82] -> 0.81, before [0.70, 0.72] -> 0.71
+    assert plateau_change([0.1] * 6 + [0.70, 0.72, 0.80, 0.82]) == pytest.approx(0.10)
+    # measured every 2 epochs, windows of 4 (fraction 0.4): last (indices 6-9) 0.8, 0.9 -> 0.85; before (2-5) 0.5,
+    # 0.7 -> 0.6; windows of 2: 0.9 - 0.8
+    sparse = [None, 0.3, None, 0.5, None, 0.7, None, 0.8, None, 0.9]
+    assert plateau_change(sparse, fraction=0.4) == pytest.approx(0.25)
+    assert plateau_change(sparse) == pytest.approx(0.10)
+    assert math.isnan(plateau_change([0.5, 0.6, 0.7]))  # shorter than two windows of 2
+    assert math.isnan(plateau_change([0.5, 0.6, None, None]))  # the last window holds no value
+
+
+def test_a_curve_converged_when_its_plateau_moves_less_than_the_tolerance_either_way():
+    assert converged([0.1, 0.5, 0.80, 0.81, 0.80, 0.805])  # 0.8025 - 0.805 = -0.0025
+    assert not converged([0.1, 0.5, 0.7, 0.75, 0.8, 0.82])  # 0.81 - 0.725 = +0.085
+    assert not converged([0.9, 0.9, 0.9, 0.9, 0.88, 0.85])  # falling by 3.5 points: not settled either
+    assert converged([0.1, 0.5, 0.7, 0.75, 0.8, 0.82], tolerance=0.1) and not converged([0.5])
+
+
+def test_curve_noise_is_the_spread_around_the_line_through_the_tail():
+    # last 4 of 10 values (fraction 0.4): 0.80, 0.82, 0.80, 0.82 around the line 0.804 + 0.004 x: residuals
+    # -0.004, +0.012, -0.012, +0.004 (sum of squares 0.00032, 2 degrees of freedom) -> sqrt(0.00016)
+    assert curve_noise([0.1] * 6 + [0.80, 0.82, 0.80, 0.82]) == pytest.approx(math.sqrt(0.00016))
+    assert curve_noise([0.1] * 6 + [0.5, 0.6, 0.7, 0.8]) == pytest.approx(0.0, abs=1e-12)
+    assert math.isnan(curve_noise([0.5, None, 0.6]))
 
 
 def test_the_verdict_can_be_read_from_the_mean_differences_interval():
