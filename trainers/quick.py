@@ -78,9 +78,9 @@ class StudyScheduleMixin(ValidationCasesCurveMixin, QuickScheduleMixin):
     epochs. In a 25-epoch version of this schedule every student was still improving at the end (the EMA of its
     validation pseudo Dice rose by 2-6 points over the last 5 epochs), and nnU-Net's per-epoch pseudo Dice on 10
     batches of validation patches varied by 3.6-8.2 points (std over the last 10 epochs) for 10 of the 12 models,
-    too noisy to judge by (``benchmarks/README.md``, "Pilot"). At 50 epochs, the whole-case curves of 7 of the 12 models
-    of the study's first seed still moved by 1 point or more over the last 10 epochs (6 rising by 1.0-3.7, one
-    falling by 4.1), hence the ``_100epochs`` variants of the study trainers (``study.py --epochs 100``)."""
+    too noisy to judge by (``benchmarks/README.md``, "Pilot"). At 50 epochs, the whole-case curves of 6 of the 12 models
+    of the study's first seed still rose by 1.2-8.2 points from epochs 31-40 to 41-50 (mean of each block), hence
+    the ``_100epochs`` variants of the study trainers (``study.py --epochs 100``)."""
 
     quick_num_epochs = 50
     quick_iterations_per_epoch = 40
