@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import pytest
 import torch
+from _benchmark_scripts import BENCHMARKS, load_benchmark_script
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 GPU_CHECK = (BENCHMARKS / "gpu" / "gpu_iteration_check.sh").read_text()
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_kd_iteration", BENCHMARKS / "timing" / "bench_kd_iteration.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("timing/bench_kd_iteration.py")
 
 
 def test_per_round_ratio_quartiles_pair_each_round_with_its_own_plain_step(bench):

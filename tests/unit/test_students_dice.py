@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "studies" / "students_dice.py"
+from _benchmark_scripts import load_benchmark_script
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("students_dice", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("studies/students_dice.py")
 
 
 def row(student: str) -> dict:

@@ -3,19 +3,13 @@ with the full profile's phantoms and networks."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from _benchmark_scripts import load_benchmark_script
 
 from nnunet_kd.pipeline.profiles import FULL, QUICK, STUDY
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "studies" / "study.py"
-
 
 def load_study_script():
-    spec = importlib.util.spec_from_file_location("study_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("studies/study.py")
 
 
 def test_study_profile_holds_validation_cases_out_on_fold_0_with_the_study_trainers():
