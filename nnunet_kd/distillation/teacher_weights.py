@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from nnunet_kd.distillation.spec import WEIGHTING_SCHEMES
-from nnunet_kd.losses.dice import one_hot_labels, soft_dice_per_sample
+from nnunet_kd.losses.dice import one_hot_labels, soft_dice_per_sample, split_ignore_label
 
 WeightScheme = Literal["uniform", "fixed", "adaptive", "paper_literal"]
 
@@ -52,10 +52,7 @@ def teacher_agreement(teacher_probs: Sequence[Tensor], target: Tensor,
         sample's label (0 where none is present), and ``(B,)`` bool, True where some foreground class is present.
     """
     _check_probs(teacher_probs)
-    labelled = None
-    if ignore_label is not None:
-        labelled = (target != ignore_label).float()  # (B, 1, *spatial)
-        target = torch.where(target == ignore_label, torch.zeros_like(target), target)
+    target, labelled = split_ignore_label(target, ignore_label)  # labelled: (B, 1, *spatial) bool, or None
     one_hot = one_hot_labels(target, teacher_probs[0].shape[1])[:, 1:]  # foreground classes only
     if labelled is not None:
         one_hot = one_hot * labelled

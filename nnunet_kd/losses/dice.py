@@ -20,6 +20,15 @@ def one_hot_labels(target: Tensor, num_classes: int) -> Tensor:
     return torch.movedim(torch.nn.functional.one_hot(labels, num_classes), -1, 1).float()
 
 
+def split_ignore_label(target: Tensor, ignore_label: int | None) -> tuple[Tensor, Tensor | None]:
+    """``(B, 1, *spatial)`` labels → (labels with the ignore label's voxels set to 0, ``(B, 1, *spatial)`` bool mask of
+    the voxels that count); ``(target, None)`` when there is no ignore label."""
+    if ignore_label is None:
+        return target, None
+    counted = target != ignore_label
+    return torch.where(counted, target, torch.zeros_like(target)), counted
+
+
 def soft_dice_per_sample(probs: Tensor, one_hot: Tensor, smooth: float = 0.0) -> Tensor:
     """Soft Dice ``(2 Σ p·y + smooth) / (Σ p + Σ y + smooth)`` per sample and class.
 

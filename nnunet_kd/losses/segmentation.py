@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from nnunet_kd.losses.dice import one_hot_labels, soft_dice_per_sample
+from nnunet_kd.losses.dice import one_hot_labels, soft_dice_per_sample, split_ignore_label
 
 
 def _lovasz_jaccard_gradient(sorted_reference: Tensor) -> Tensor:
@@ -28,15 +28,6 @@ def _lovasz_jaccard_gradient(sorted_reference: Tensor) -> Tensor:
     union = total + (1.0 - sorted_reference).cumsum(0)  # |F ∪ M_i|
     jaccard_loss = 1.0 - missed_foreground / union  # Δ_J(M_i), i = 1..N
     return torch.cat([jaccard_loss[:1], jaccard_loss[1:] - jaccard_loss[:-1]])
-
-
-def split_ignore_label(target: Tensor, ignore_label: int | None) -> tuple[Tensor, Tensor | None]:
-    """``(B, 1, *spatial)`` labels → (labels with the ignore label's voxels set to 0, ``(B, 1, *spatial)`` bool mask of
-    the voxels that count); ``(target, None)`` when there is no ignore label."""
-    if ignore_label is None:
-        return target, None
-    counted = target != ignore_label
-    return torch.where(counted, target, torch.zeros_like(target)), counted
 
 
 def lovasz_softmax(probs: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
