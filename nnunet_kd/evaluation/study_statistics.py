@@ -119,6 +119,11 @@ def claim_verdict(comparison: PairedComparison, at_least: float, statistic: str 
     return "inconclusive"
 
 
+def curve_values(curve: Sequence[float | None]) -> np.ndarray:
+    """A per-epoch curve as a float array, ``nan`` in the epochs without a measurement (``None``)."""
+    return np.array([math.nan if v is None else v for v in curve], dtype=float)
+
+
 def final_trend(curve: Sequence[float | None], fraction: float = 0.2) -> float:
     """Change of the least-squares line through the last ``fraction`` of a per-epoch curve, over that span.
 
@@ -127,7 +132,7 @@ def final_trend(curve: Sequence[float | None], fraction: float = 0.2) -> float:
     0.81, 0.83]`` with a window of 3 the slope is 0.015 per epoch and the change 0.03. ``nan`` when the window holds
     fewer than 2 values.
     """
-    values = np.array([math.nan if v is None else v for v in curve], dtype=float)
+    values = curve_values(curve)
     window = max(2, math.ceil(fraction * values.size))
     epochs = np.arange(values.size, dtype=float)[-window:]
     tail = values[-window:]
@@ -150,7 +155,7 @@ def plateau_change(curve: Sequence[float | None], fraction: float = 0.2) -> floa
     a standard error about equal to that noise, so a flat curve with 1 point of noise would miss a 1-point tolerance
     about one time in three; the difference of two means of 10 points has a standard error of 0.45 times the noise.
     """
-    values = np.array([math.nan if v is None else v for v in curve], dtype=float)
+    values = curve_values(curve)
     window = max(2, math.ceil(fraction * values.size))
     if values.size < 2 * window:
         return math.nan
@@ -163,7 +168,7 @@ def plateau_change(curve: Sequence[float | None], fraction: float = 0.2) -> floa
 def curve_noise(curve: Sequence[float | None], fraction: float = 0.4) -> float:
     """Sample standard deviation of a curve's values around the least-squares line through its last ``fraction``
     (the measurement-to-measurement noise the convergence criterion has to see through); ``nan`` below 3 values."""
-    values = np.array([math.nan if v is None else v for v in curve], dtype=float)
+    values = curve_values(curve)
     tail = values[-max(3, math.ceil(fraction * values.size)):]
     epochs = np.arange(tail.size, dtype=float)[~np.isnan(tail)]
     tail = tail[~np.isnan(tail)]
