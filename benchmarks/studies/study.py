@@ -32,14 +32,11 @@ from pathlib import Path
 
 from nnunet_kd.atomic import atomic_write_json
 from nnunet_kd.errors import NnunetKdError
+from nnunet_kd.evaluation.study_statistics import CONVERGENCE_CRITERION
 from nnunet_kd.pipeline.profiles import FULL, STUDY, Profile
 from nnunet_kd.pipeline.runner import CommandRunner, pipeline_environment
 from nnunet_kd.pipeline.stages import TeacherStudentPipeline
 from nnunet_kd.pipeline.study import SeedStudy, run_seed
-
-CONVERGENCE = ("the mean validation-case Dice of the last 20 % of the epochs is within 1 Dice point of the mean of "
-               "the 20 % before")
-
 
 #: epochs of 40 iterations -> suffix of the study trainers' class names (nnU-Net's ``_100epochs`` convention)
 SCHEDULES = {50: "", 100: "_100epochs"}
@@ -80,7 +77,7 @@ def study_document(results: dict[int, dict], profile: Profile, command: str, com
             "profile": profile.name, "device": profile.device, "seeds": sorted(results),
             "num_test_cases": profile.num_test, "num_validation_cases": profile.num_validation,
             "strong_to_weak": f"{profile.num_strong}:{profile.num_weak}", "iterations": iterations,
-            "convergence_criterion": CONVERGENCE, "commit": commit, "command": command,
+            "convergence_criterion": CONVERGENCE_CRITERION, "commit": commit, "command": command,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}",
             "date": datetime.date.today().isoformat(),
             "wall_s": {str(seed): r["wall_s"] for seed, r in sorted(results.items())},

@@ -3,8 +3,8 @@
     python benchmarks/studies/study_report.py benchmarks/results/study.json [--figure benchmarks/results/study.png]
 
 Prints Markdown: per model the mean ± sample std over seeds of the per-seed mean Dice, HD95, object F1 and DSC-TP;
-per model and seed the validation Dice at the end of training and whether it converged (``CONVERGENCE``; beside it
-the least-squares change over the last 20 % of the epochs and the curve's noise); the claims as pooled paired
+per model and seed the validation Dice at the end of training and whether it converged (``CONVERGENCE_CRITERION``;
+beside it the least-squares change over the last 20 % of the epochs and the curve's noise); the claims as pooled paired
 comparisons over every (seed, test case) (median and mean difference, each with its bootstrap 95 % confidence
 interval, Wilcoxon signed-rank p), each *reproduced*, *not reproduced* or *inconclusive* by the median's interval and
 by the mean's.
@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 from nnunet_kd.evaluation.study_statistics import (
+    CONVERGENCE_CRITERION,
     claim_verdict,
     compare,
     converged,
@@ -29,8 +30,6 @@ from nnunet_kd.evaluation.study_statistics import (
 
 METRICS = {"dice": ("Dice (%)", 100.0), "hd95": ("HD95 (mm)", 1.0), "object_f1": ("Obj F1 (%)", 100.0),
            "dsc_tp": ("DSC-TP (%)", 100.0)}
-CONVERGENCE = ("converged when the mean validation-case Dice of the last 20 % of the epochs is within 1 Dice point of "
-               "the mean of the 20 % before")
 #: (claim, model a, model b, median b − a must be at least this, in Dice fractions)
 CLAIMS = (
     ("(a) box-guided − point-guided teacher ≥ +10", "point_guided_teacher", "box_guided_teacher", 0.10),
@@ -147,8 +146,8 @@ def main() -> None:
           f"{config['strong_to_weak']}, commit {config['commit']}, {config['machine']}, wall time "
           f"{sum(config['wall_s'].values()) / 3600:.1f} h.\n")
     print(results_table(study) + "\n")
-    print(f"Convergence: {CONVERGENCE}. Validation Dice in %; beside it the least-squares change over the last 20 % "
-          "and the noise (std around the line through the last 40 %), in points:\n")
+    print(f"Convergence: converged when {CONVERGENCE_CRITERION}. Validation Dice in %; beside it the least-squares "
+          "change over the last 20 % and the noise (std around the line through the last 40 %), in points:\n")
     print(convergence_table(study) + "\n")
     print("Claims (paired over every seed and test case; Dice points):\n")
     print(claims_table(study))

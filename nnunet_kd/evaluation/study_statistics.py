@@ -178,6 +178,11 @@ def curve_noise(curve: Sequence[float | None], fraction: float = 0.4) -> float:
     return float(np.sqrt((residuals ** 2).sum() / (tail.size - 2)))
 
 
+#: what :func:`converged` checks with its defaults, in words (recorded in a study's results, printed by its report)
+CONVERGENCE_CRITERION = ("the mean validation-case Dice of the last 20 % of the epochs is within 1 Dice point of the "
+                         "mean of the 20 % before")
+
+
 def converged(curve: Sequence[float | None], tolerance: float = 0.01, fraction: float = 0.2) -> bool:
     """The curve's :func:`plateau_change` is less than ``tolerance`` either way: its mean over the last ``fraction``
     of the epochs is within ``tolerance`` of its mean over the ``fraction`` before."""
